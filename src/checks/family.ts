@@ -1,0 +1,17 @@
+// A check family is like a node_exporter collector: one module, one pure function, run isolated and
+// timed by the engine, so one failing family never hides the others.
+
+import type { HostObservation, ObservedScope } from "../core/observation.js";
+import type { Problem } from "../core/problems.js";
+import type { SopsObservation } from "../sops/model.js";
+
+export interface CheckInput {
+  readonly scopes: readonly ObservedScope[];
+  readonly host: HostObservation;
+  readonly sops: SopsObservation;
+}
+
+export interface CheckFamily {
+  readonly name: string;
+  readonly run: (input: CheckInput) => Problem[];
+}

@@ -1,0 +1,88 @@
+// The declared model: what sops-nix manifests say should exist on a host.
+// Data types only — no I/O and no business logic live here.
+
+export type ScopeName = "system" | "for-users" | `user:${string}`;
+export type Platform = "linux" | "darwin";
+export type SecretFormat = "yaml" | "json" | "binary" | "dotenv" | "ini";
+export const SECRET_FORMATS = ["yaml", "json", "binary", "dotenv", "ini"] as const satisfies readonly SecretFormat[];
+
+/**
+ * Who should own a file, by sops-install-secrets' rule: a non-empty name is looked up in the
+ * host's passwd/group database, otherwise the numeric id is used.
+ */
+export type Principal = { readonly kind: "name"; readonly name: string } | { readonly kind: "id"; readonly id: number };
+
+interface DeclaredFileBase {
+  readonly name: string;
+  /** Where the user expects the file, `%r` expanded. Equal to `<symlinkPath>/<name>` unless overridden. */
+  readonly path: string;
+  /** Permission bits parsed from the manifest's octal string. */
+  readonly mode: number;
+  /** The mode exactly as the manifest wrote it, for display. */
+  readonly modeText: string;
+  readonly owner: Principal;
+  readonly group: Principal;
+}
+
+export interface DeclaredSecret extends DeclaredFileBase {
+  readonly kind: "secret";
+  /** The encrypted sops file (a Nix store path). */
+  readonly sopsFile: string;
+  /** Path inside the sops document, `/`-separated; "" means the whole file. */
+  readonly key: string;
+  readonly format: SecretFormat;
+}
+
+export interface DeclaredTemplate extends DeclaredFileBase {
+  readonly kind: "template";
+}
+
+export type DeclaredFile = DeclaredSecret | DeclaredTemplate;
+
+export type KeyRole = "age-ssh" | "ssh-gpg" | "age-key-file";
+
+export interface DeclaredKey {
+  readonly path: string;
+  /** ageSshKeyPaths, sshKeyPaths or ageKeyFile. */
+  readonly role: KeyRole;
+}
+
+/** The account a home-manager scope belongs to. */
+export interface ScopeUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+export interface DeclaredScope {
+  readonly scope: ScopeName;
+  readonly manifestPath: string;
+  readonly platform: Platform;
+  readonly userMode: boolean;
+  /** Set for user scopes. */
+  readonly user: ScopeUser | null;
+  /** The directory `%r` expands to, when the scope uses it; null when it cannot be known. */
+  readonly runtimeDir: string | null;
+  readonly symlinkPath: string;
+  readonly mountPoint: string;
+  readonly keys: readonly DeclaredKey[];
+  readonly secrets: readonly DeclaredSecret[];
+  readonly templates: readonly DeclaredTemplate[];
+}
+
+/** One passwd or group entry, as far as the checks need it. */
+export interface Account {
+  readonly name: string;
+  readonly id: number;
+}
+
+export interface PasswdEntry extends Account {
+  readonly gid: number;
+  readonly home: string;
+}
+
+export interface Accounts {
+  readonly users: ReadonlyMap<string, PasswdEntry>;
+  readonly groups: ReadonlyMap<string, Account>;
+}

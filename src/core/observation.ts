@@ -1,0 +1,59 @@
+// A snapshot of what is on disk for each declared scope. The host layer (src/host/observe.ts) fills it
+// in; the checks (src/checks/) are pure functions over it.
+
+import type { PathFacts, Resolution } from "./facts.js";
+import type { Accounts, DeclaredFile, DeclaredKey, DeclaredScope } from "./model.js";
+
+export interface FileObservation {
+  readonly declared: DeclaredFile;
+  /** Where the file should be inside the current generation (a host path), null when there is none. */
+  readonly generationPath: string | null;
+  /** lstat of generationPath. */
+  readonly facts: PathFacts;
+  /** Templates only: whether the rendered file still holds a `<SOPS:…:PLACEHOLDER>`; null when not read. */
+  readonly unrenderedPlaceholder: boolean | null;
+  /** Set when the declared path lies outside symlinkPath: what is at that path. */
+  readonly link: { readonly facts: PathFacts; readonly resolution: Resolution } | null;
+}
+
+export interface KeyObservation {
+  readonly key: DeclaredKey;
+  readonly facts: PathFacts;
+  readonly resolution: Resolution;
+}
+
+export interface GenerationObservation {
+  /** The link's target with the root applied, as a host path (absolute, normalised). */
+  readonly target: string;
+  /** The number N of `<mountPoint>/N`, null when the target is not a numbered directory of the mount point. */
+  readonly number: number | null;
+  readonly insideMount: boolean;
+  readonly resolution: Resolution;
+}
+
+export type SessionState = "not-applicable" | "active" | "inactive" | "unknown";
+
+export interface ObservedScope {
+  readonly declared: DeclaredScope;
+  /** User scopes: whether the runtime directory exists. */
+  readonly session: SessionState;
+  /** lstat of symlinkPath. */
+  readonly link: PathFacts;
+  readonly generation: GenerationObservation | null;
+  /** statfs magic of the mount point, null when unknown. */
+  readonly mountFsType: number | null;
+  readonly files: readonly FileObservation[];
+  readonly keys: readonly KeyObservation[];
+}
+
+export interface StrayKeyLink {
+  readonly path: string;
+  readonly facts: PathFacts;
+  readonly resolution: Resolution;
+}
+
+export interface HostObservation {
+  readonly accounts: Accounts;
+  /** `id_infrastructure` links found in the usual places, whether or not a manifest names them. */
+  readonly strayKeyLinks: readonly StrayKeyLink[];
+}

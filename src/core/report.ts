@@ -1,0 +1,72 @@
+// The status document (`status --json`, `/status`) and the richer result of one full check run.
+
+import type { DeclaredScope, ScopeName } from "./model.js";
+import type { ObservedScope } from "./observation.js";
+import type { Problem } from "./problems.js";
+
+export interface ScopeSummary {
+  readonly scope: ScopeName;
+  readonly manifest: string;
+  readonly symlinkPath: string;
+  readonly mountPoint: string;
+  readonly generation: number | null;
+  readonly secrets: number;
+  readonly templates: number;
+}
+
+export interface SecretStatus {
+  readonly scope: ScopeName;
+  readonly kind: "secret" | "template";
+  readonly name: string;
+  readonly path: string;
+  /** False when any critical problem names this secret. */
+  readonly ok: boolean;
+}
+
+/** A host identity that can decrypt: an age recipient derived from one of the scope's keys. */
+export interface HostRecipient {
+  readonly scope: ScopeName;
+  readonly recipient: string;
+  /** The key file it was derived from. */
+  readonly source: string;
+}
+
+export interface StatusDocument {
+  readonly healthy: boolean;
+  readonly scopes: readonly ScopeSummary[];
+  readonly problems: readonly Problem[];
+  readonly secrets: readonly SecretStatus[];
+  readonly recipients: readonly HostRecipient[];
+}
+
+/** One check family's outcome, like node_exporter's per-collector success and duration. */
+export interface FamilyResult {
+  readonly family: string;
+  readonly ok: boolean;
+  readonly durationSeconds: number;
+  /** Why the family failed; never contains file content. */
+  readonly error?: string;
+}
+
+/** Metadata of an encrypted sops file, for rotation-age and recipient metrics. */
+export interface SopsFileSummary {
+  readonly scope: ScopeName;
+  readonly file: string;
+  /** sops `lastmodified`, in seconds since the epoch; null when absent or unparseable. */
+  readonly lastModifiedSeconds: number | null;
+  /** Number of recipients per kind: age, pgp, kms, gcp_kms, azure_kv, hc_vault, ssh, … */
+  readonly recipients: Readonly<Record<string, number>>;
+}
+
+export interface CheckRun {
+  readonly document: StatusDocument;
+  readonly families: readonly FamilyResult[];
+  /** Scopes whose manifest parsed, with what was seen on disk. */
+  readonly observed: readonly ObservedScope[];
+  readonly sopsFiles: readonly SopsFileSummary[];
+  /** Unix time in seconds when the run started. */
+  readonly startedAt: number;
+  readonly durationSeconds: number;
+}
+
+export type { DeclaredScope };

@@ -1,0 +1,164 @@
+// All file-system reads of the agent go through RootFs, so that `--root DIR` makes DIR act as `/`:
+// absolute paths and absolute symlink targets are resolved inside it, never on the running host.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { FileType, PathFacts, PresentFacts, Resolution } from "../core/facts.js";
+
+const MAX_SYMLINK_HOPS = 40;
+
+export class RootFs {
+  readonly root: string;
+
+  constructor(root = "/") {
+    this.root = path.resolve(root);
+  }
+
+  /** The real path of a host path, without following any symlink. */
+  real(hostPath: string): string {
+    const normal = path.posix.normalize(`/${hostPath}`);
+    return this.root === "/" ? normal : path.join(this.root, normal);
+  }
+
+  /** lstat, with the link text for symlinks. Never throws. */
+  lstat(hostPath: string): PathFacts {
+    const real = this.real(hostPath);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(real, { throwIfNoEntry: false });
+    } catch (err) {
+      return errnoFacts(err);
+    }
+    if (st === undefined) return { state: "absent" };
+    const facts = presentFacts(st);
+    if (facts.type !== "symlink") return { state: "present", ...facts };
+    try {
+      return { state: "present", ...facts, linkTarget: fs.readlinkSync(real) };
+    } catch (err) {
+      return errnoFacts(err);
+    }
+  }
+
+  /**
+   * Follows every symlink of a host path inside the root, as the kernel would if the root were `/`.
+   * Returns the final host path and its facts, or why it cannot be reached.
+   */
+  resolve(hostPath: string): Resolution {
+    const pending = splitPath(hostPath);
+    let current = "/";
+    let hops = 0;
+    let facts: PresentFacts = directoryFacts;
+    while (pending.length > 0) {
+      const part = pending.shift() as string;
+      if (part === "..") {
+        current = path.posix.dirname(current);
+        continue;
+      }
+      const next = path.posix.join(current, part);
+      const seen = this.lstat(next);
+      if (seen.state === "absent") return { state: "absent", path: next };
+      if (seen.state === "inaccessible") return { state: "inaccessible", path: next, errno: seen.errno };
+      if (seen.type === "symlink" && seen.linkTarget !== undefined) {
+        if (++hops > MAX_SYMLINK_HOPS) return { state: "loop", path: next };
+        const target = seen.linkTarget;
+        pending.unshift(...splitPath(target));
+        if (target.startsWith("/")) current = "/";
+        continue;
+      }
+      if (pending.length > 0 && seen.type !== "directory") return { state: "absent", path: next };
+      current = next;
+      facts = seen;
+    }
+    return { state: "resolved", path: current, facts };
+  }
+
+  /** Reads a host path (following links inside the root), at most `maxBytes`. */
+  readText(hostPath: string, maxBytes = 1 << 20): string | { error: string } {
+    const resolved = this.resolve(hostPath);
+    if (resolved.state !== "resolved") return { error: resolved.state === "inaccessible" ? resolved.errno : "ENOENT" };
+    return this.readRealText(resolved.path, maxBytes);
+  }
+
+  /** Reads a path that is already resolved, at most `maxBytes`. */
+  readRealText(hostPath: string, maxBytes = 1 << 20): string | { error: string } {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.real(hostPath), "r");
+      const buf = Buffer.allocUnsafe(maxBytes);
+      let total = 0;
+      for (;;) {
+        const n = fs.readSync(fd, buf, total, maxBytes - total, null);
+        if (n === 0 || total + n >= maxBytes) {
+          total += n;
+          break;
+        }
+        total += n;
+      }
+      return buf.toString("utf8", 0, total);
+    } catch (err) {
+      return { error: errnoOf(err) };
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  /** Names in a directory (following links inside the root); empty when it cannot be read. */
+  readdir(hostPath: string): string[] {
+    const resolved = this.resolve(hostPath);
+    if (resolved.state !== "resolved") return [];
+    try {
+      return fs.readdirSync(this.real(resolved.path)).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** The file-system magic number of the file system holding a host path, or null. */
+  fsType(hostPath: string): number | null {
+    const resolved = this.resolve(hostPath);
+    if (resolved.state !== "resolved") return null;
+    try {
+      return fs.statfsSync(this.real(resolved.path)).type;
+    } catch {
+      return null;
+    }
+  }
+}
+
+const directoryFacts: PresentFacts = { type: "directory", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, ino: 0 };
+
+function splitPath(p: string): string[] {
+  return p.split("/").filter((s) => s !== "" && s !== ".");
+}
+
+export function fileTypeOf(st: fs.Stats): FileType {
+  if (st.isFile()) return "file";
+  if (st.isDirectory()) return "directory";
+  if (st.isSymbolicLink()) return "symlink";
+  return "other";
+}
+
+function presentFacts(st: fs.Stats): PresentFacts {
+  return {
+    type: fileTypeOf(st),
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    ino: st.ino,
+  };
+}
+
+export function errnoOf(err: unknown): string {
+  return typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
+    ? err.code
+    : "EIO";
+}
+
+function errnoFacts(err: unknown): PathFacts {
+  const errno = errnoOf(err);
+  // A missing or non-directory component means the path is simply not there.
+  if (errno === "ENOENT" || errno === "ENOTDIR") return { state: "absent" };
+  return { state: "inaccessible", errno };
+}
