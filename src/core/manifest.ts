@@ -1,0 +1,343 @@
+// Parsing of a sops-nix manifest (the JSON sops-install-secrets reads) into the declared model. Pure.
+//
+// Only the fields the agent relies on are validated; unknown fields are accepted because sops-nix adds
+// fields over time. Error messages name the file, the field, and at most a type, a mode or a format:
+// manifests hold no secret values, but template `content` may hold anything, so no value is ever echoed
+// except the offending mode or format string.
+
+import {
+  type DeclaredKey,
+  type DeclaredScope,
+  type DeclaredSecret,
+  type DeclaredTemplate,
+  type KeyRole,
+  type Platform,
+  type Principal,
+  type ScopeName,
+  type ScopeUser,
+  SECRET_FORMATS,
+  type SecretFormat,
+} from "./model.js";
+
+export interface ManifestContext {
+  readonly manifestPath: string;
+  readonly scope: ScopeName;
+  readonly platform: Platform;
+  readonly user: ScopeUser | null;
+  /** What `%r` expands to for this scope; null when it cannot be known (no session, no temp dir). */
+  readonly runtimeDir: string | null;
+}
+
+export interface ManifestError {
+  readonly file: string;
+  /** A JSON path such as `secrets[3].mode`, or `(document)` when the text is not a JSON object. */
+  readonly field: string;
+  /** What is wrong with the field, without the file and field names. */
+  readonly message: string;
+}
+
+export type ManifestResult =
+  | { readonly ok: true; readonly scope: DeclaredScope }
+  | { readonly ok: false; readonly error: ManifestError };
+
+/** `<file>: <field>: <message>`, the text shown to users. */
+export function manifestErrorMessage(e: ManifestError): string {
+  return `${e.file}: ${e.field}: ${e.message}`;
+}
+
+const DEFAULT_MODE = "0400";
+const OCTAL_MODE = /^[0-7]{1,4}$/;
+const DOCUMENT = "(document)";
+
+export function parseManifest(text: string, ctx: ManifestContext): ManifestResult {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // JSON.parse's message quotes the text around the error: it must not reach a log.
+    return failure(ctx, DOCUMENT, "not valid JSON");
+  }
+  try {
+    return { ok: true, scope: declaredScope(json, ctx) };
+  } catch (err) {
+    if (err instanceof FieldError) return failure(ctx, err.field, err.message);
+    throw err;
+  }
+}
+
+function failure(ctx: ManifestContext, field: string, message: string): ManifestResult {
+  return { ok: false, error: { file: ctx.manifestPath, field, message } };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The model
+
+function declaredScope(json: unknown, ctx: ManifestContext): DeclaredScope {
+  const doc = object(json, DOCUMENT, "a JSON object");
+  const userMode = optionalBoolean(doc, "userMode", "userMode") ?? false;
+  const paths = pathExpander(userMode, ctx.runtimeDir);
+  const symlinkPath = paths.expand(requiredString(doc, "symlinkPath", "symlinkPath", true));
+  const mountPoint = paths.expand(requiredString(doc, "secretsMountPoint", "secretsMountPoint", true));
+  const keys = declaredKeys(doc);
+  const ownership = ownershipRule(ctx);
+  const secrets = list(doc, "secrets", "secrets", true).map((item, i) =>
+    declaredSecret(item, `secrets[${i}]`, symlinkPath, paths, ownership),
+  );
+  const templates = list(doc, "templates", "templates", false).map((item, i) =>
+    declaredTemplate(item, `templates[${i}]`, symlinkPath, paths, ownership),
+  );
+  return {
+    scope: ctx.scope,
+    manifestPath: ctx.manifestPath,
+    platform: ctx.platform,
+    userMode,
+    user: ctx.user,
+    runtimeDir: paths.used() ? ctx.runtimeDir : null,
+    symlinkPath,
+    mountPoint,
+    keys,
+    secrets,
+    templates,
+  };
+}
+
+/** Fields common to secrets and templates. */
+interface FileFields {
+  readonly name: string;
+  readonly path: string;
+  readonly mode: number;
+  readonly modeText: string;
+  readonly owner: Principal;
+  readonly group: Principal;
+}
+
+function declaredSecret(
+  item: unknown,
+  field: string,
+  symlinkPath: string,
+  paths: PathExpander,
+  ownership: OwnershipRule,
+): DeclaredSecret {
+  const o = object(item, field, "an object");
+  const common = fileFields(o, field, `${symlinkPath}/`, paths, ownership);
+  return {
+    kind: "secret",
+    ...common,
+    key: requiredString(o, "key", `${field}.key`, false),
+    format: secretFormat(o, `${field}.format`),
+    sopsFile: requiredString(o, "sopsFile", `${field}.sopsFile`, false),
+  };
+}
+
+function declaredTemplate(
+  item: unknown,
+  field: string,
+  symlinkPath: string,
+  paths: PathExpander,
+  ownership: OwnershipRule,
+): DeclaredTemplate {
+  const o = object(item, field, "an object");
+  const common = fileFields(o, field, `${symlinkPath}/rendered/`, paths, ownership);
+  // Only the types are checked: the agent never needs what a template contains.
+  optionalNullableString(o, "content", `${field}.content`);
+  optionalNullableString(o, "file", `${field}.file`);
+  return { kind: "template", ...common };
+}
+
+function fileFields(
+  o: JsonObject,
+  field: string,
+  defaultDir: string,
+  paths: PathExpander,
+  ownership: OwnershipRule,
+): FileFields {
+  const name = requiredString(o, "name", `${field}.name`, true);
+  const declaredPath = optionalString(o, "path", `${field}.path`) ?? "";
+  const modeText = optionalString(o, "mode", `${field}.mode`) ?? DEFAULT_MODE;
+  if (!OCTAL_MODE.test(modeText))
+    throw new FieldError(`${field}.mode`, `${quote(modeText)} is not an octal mode`);
+  const ownerName = optionalNullableString(o, "owner", `${field}.owner`);
+  const uid = optionalId(o, "uid", `${field}.uid`);
+  const groupName = optionalNullableString(o, "group", `${field}.group`);
+  const gid = optionalId(o, "gid", `${field}.gid`);
+  return {
+    name,
+    path: declaredPath === "" ? `${defaultDir}${name}` : paths.expand(declaredPath),
+    mode: Number.parseInt(modeText, 8),
+    modeText,
+    owner: ownership.owner(ownerName, uid),
+    group: ownership.group(groupName, gid),
+  };
+}
+
+function secretFormat(o: JsonObject, field: string): SecretFormat {
+  const text = optionalString(o, "format", field) ?? "";
+  // sops-install-secrets treats an empty format as yaml.
+  if (text === "") return "yaml";
+  const format = SECRET_FORMATS.find((f) => f === text);
+  if (format === undefined) {
+    throw new FieldError(field, `${quote(text)} is not a supported format (${SECRET_FORMATS.join(", ")})`);
+  }
+  return format;
+}
+
+function declaredKeys(doc: JsonObject): DeclaredKey[] {
+  const keys: DeclaredKey[] = [];
+  const add = (paths: readonly string[], role: KeyRole) => {
+    for (const path of paths) keys.push({ path, role });
+  };
+  add(stringList(doc, "ageSshKeyPaths", "ageSshKeyPaths"), "age-ssh");
+  add(stringList(doc, "sshKeyPaths", "sshKeyPaths"), "ssh-gpg");
+  const ageKeyFile = optionalNullableString(doc, "ageKeyFile", "ageKeyFile");
+  if (typeof ageKeyFile === "string" && ageKeyFile !== "") add([ageKeyFile], "age-key-file");
+  return keys;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Ownership
+
+interface OwnershipRule {
+  owner(name: string | null | undefined, uid: number): Principal;
+  group(name: string | null | undefined, gid: number): Principal;
+}
+
+function ownershipRule(ctx: ManifestContext): OwnershipRule {
+  // for-users runs with -ignore-passwd: sops-install-secrets chowns everything to 0:0.
+  if (ctx.scope === "for-users") return fixedOwnership(0, 0);
+  // User mode never chowns: the files belong to the account that ran sops-install-secrets.
+  if (ctx.user !== null) return fixedOwnership(ctx.user.uid, ctx.user.gid);
+  // System scopes (and nix-darwin's, written with owner root / group staff) follow the manifest as written.
+  // A user-mode manifest whose account is unknown also lands here: there is no better guess.
+  return { owner: byNameOrId, group: byNameOrId };
+}
+
+function fixedOwnership(uid: number, gid: number): OwnershipRule {
+  return { owner: () => ({ kind: "id", id: uid }), group: () => ({ kind: "id", id: gid }) };
+}
+
+/** sops-install-secrets' rule: a non-empty name is looked up in passwd/group, otherwise the id is used. */
+function byNameOrId(name: string | null | undefined, id: number): Principal {
+  return typeof name === "string" && name !== "" ? { kind: "name", name } : { kind: "id", id };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// `%r` expansion
+
+interface PathExpander {
+  expand(path: string): string;
+  /** Whether any expanded path contained `%r`. */
+  used(): boolean;
+}
+
+/**
+ * sops-install-secrets expands `%r` (the runtime directory) and `%%` only in user mode; a system manifest's
+ * paths are taken literally. Without a known runtime directory the path is kept verbatim, `%r` visible,
+ * so the checks can report the session as unknown instead of probing a made-up path.
+ */
+function pathExpander(userMode: boolean, runtimeDir: string | null): PathExpander {
+  let used = false;
+  return {
+    expand(path) {
+      if (!userMode) return path;
+      const parts = path.split("%%");
+      if (!parts.some((part) => part.includes("%r"))) return parts.join("%");
+      used = true;
+      if (runtimeDir === null) return path;
+      return parts.map((part) => part.replaceAll("%r", runtimeDir)).join("%");
+    },
+    used: () => used,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Typed field readers. Each throws a FieldError naming the JSON path of the field.
+
+type JsonObject = { readonly [key: string]: unknown };
+
+class FieldError extends Error {
+  readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(message);
+    this.field = field;
+  }
+}
+
+function object(value: unknown, field: string, expected: string): JsonObject {
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) return value as JsonObject;
+  throw new FieldError(field, `expected ${expected}, got ${describe(value)}`);
+}
+
+function requiredString(o: JsonObject, key: string, field: string, nonEmpty: boolean): string {
+  const value = o[key];
+  if (value === undefined)
+    throw new FieldError(field, `missing (expected a ${nonEmpty ? "non-empty " : ""}string)`);
+  if (typeof value !== "string") throw new FieldError(field, `expected a string, got ${describe(value)}`);
+  if (nonEmpty && value === "") throw new FieldError(field, "must not be empty");
+  return value;
+}
+
+function optionalString(o: JsonObject, key: string, field: string): string | undefined {
+  const value = o[key];
+  if (value === undefined || typeof value === "string") return value;
+  throw new FieldError(field, `expected a string, got ${describe(value)}`);
+}
+
+function optionalNullableString(o: JsonObject, key: string, field: string): string | null | undefined {
+  const value = o[key];
+  if (value === undefined || value === null || typeof value === "string") return value;
+  throw new FieldError(field, `expected a string or null, got ${describe(value)}`);
+}
+
+function optionalBoolean(o: JsonObject, key: string, field: string): boolean | undefined {
+  const value = o[key];
+  if (value === undefined || typeof value === "boolean") return value;
+  throw new FieldError(field, `expected a boolean, got ${describe(value)}`);
+}
+
+/** A uid or gid; absent means 0, as Go's zero value in sops-install-secrets. */
+function optionalId(o: JsonObject, key: string, field: string): number {
+  const value = o[key];
+  if (value === undefined) return 0;
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
+  throw new FieldError(field, `expected a non-negative integer, got ${describe(value)}`);
+}
+
+function list(o: JsonObject, key: string, field: string, required: boolean): readonly unknown[] {
+  const value = o[key];
+  if (value === undefined && !required) return [];
+  if (value === undefined) throw new FieldError(field, "missing (expected a list)");
+  if (Array.isArray(value)) return value;
+  throw new FieldError(field, `expected a list, got ${describe(value)}`);
+}
+
+/** A list of strings; absent or null means none. */
+function stringList(o: JsonObject, key: string, field: string): string[] {
+  if (o[key] === null) return [];
+  return list(o, key, field, false).map((item, i) => {
+    if (typeof item === "string") return item;
+    throw new FieldError(`${field}[${i}]`, `expected a string, got ${describe(item)}`);
+  });
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  switch (typeof value) {
+    case "string":
+      return "a string";
+    case "number":
+      return Number.isInteger(value) ? (value < 0 ? "a negative number" : "a number") : "a fractional number";
+    case "boolean":
+      return "a boolean";
+    case "object":
+      return "an object";
+    default:
+      return typeof value;
+  }
+}
+
+/** Quotes a mode or format string for a message; bounded so a pathological value cannot flood a log. */
+function quote(text: string): string {
+  return JSON.stringify(text.length > 32 ? `${text.slice(0, 32)}…` : text);
+}
