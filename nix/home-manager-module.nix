@@ -1,0 +1,101 @@
+# home-manager module: services.sops-agent for one user's sops-nix secrets.
+# Linux: a systemd user unit ordered after sops-nix.service (deploy/systemd/sops-agent-user.service).
+# macOS: a LaunchAgent with logs in ~/Library/Logs/sops-agent/ (deploy/launchd/org.nix-community.sops-agent.plist).
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.sops-agent;
+  common = import ./common.nix { inherit lib; };
+  configPath = "${config.xdg.configHome}/sops-agent/config.yaml";
+  configFile = common.configFile pkgs cfg;
+  logDir = "${config.home.homeDirectory}/Library/Logs/sops-agent";
+  args = [
+    (lib.getExe cfg.package)
+    "run"
+    "--config"
+    configPath
+  ]
+  ++ cfg.extraFlags;
+in
+{
+  options.services.sops-agent = common.options { inherit pkgs configPath; };
+
+  config = lib.mkIf cfg.enable (
+    lib.mkMerge [
+      {
+        xdg.configFile."sops-agent/config.yaml".source = configFile;
+        home.packages = [ cfg.package ];
+      }
+
+      (lib.mkIf pkgs.stdenv.hostPlatform.isLinux {
+        systemd.user.services.sops-agent = {
+          Unit = {
+            Description = "sops-agent: health of my decrypted sops-nix secrets (Prometheus exporter)";
+            Documentation = [ "https://github.com/nix-community/sops-agent" ];
+            # sops-nix.service (its home-manager module) writes the secrets: check right after it.
+            Wants = [ "sops-nix.service" ];
+            After = [ "sops-nix.service" ];
+            X-Reload-Triggers = [ "${configFile}" ];
+          };
+          Service = {
+            Type = "simple";
+            ExecStart = lib.escapeShellArgs args;
+            ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+            Restart = "on-failure";
+            RestartSec = "5s";
+            TimeoutStopSec = "10s";
+            NoNewPrivileges = true;
+            RestrictSUIDSGID = true;
+            LockPersonality = true;
+            RestrictRealtime = true;
+            RestrictNamespaces = true;
+            RestrictAddressFamilies = [
+              "AF_INET"
+              "AF_INET6"
+              "AF_UNIX"
+            ];
+            SystemCallArchitectures = "native";
+            SystemCallFilter = [
+              "@system-service"
+              "~@privileged @resources @mount @obsolete @debug @cpu-emulation @swap @reboot @raw-io @module @clock"
+            ];
+            SystemCallErrorNumber = "EPERM";
+            UMask = "0077";
+          };
+          Install.WantedBy = [ "default.target" ];
+        };
+      })
+
+      (lib.mkIf pkgs.stdenv.hostPlatform.isDarwin {
+        # launchd creates the log files but not their directory.
+        home.activation.sopsAgentLogDir = lib.hm.dag.entryBefore [ "setupLaunchAgents" ] ''
+          run mkdir -p ${lib.escapeShellArg logDir}
+        '';
+
+        # Labelled org.nix-community.home.sops-agent by home-manager.
+        launchd.agents.sops-agent = {
+          enable = true;
+          config = {
+            # The Nix store volume may be mounted after launchd starts agents at login.
+            ProgramArguments = [
+              "/bin/sh"
+              "-c"
+              "/bin/wait4path /nix/store && exec ${lib.escapeShellArgs args}"
+            ];
+            RunAtLoad = true;
+            KeepAlive = true;
+            ThrottleInterval = 10;
+            ProcessType = "Background";
+            StandardOutPath = "${logDir}/sops-agent.log";
+            StandardErrorPath = "${logDir}/sops-agent.err.log";
+          };
+        };
+      })
+    ]
+  );
+}

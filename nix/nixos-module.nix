@@ -1,0 +1,137 @@
+# NixOS module: services.sops-agent, the system agent as a hardened systemd unit.
+# It renders the same unit as deploy/systemd/sops-agent.service; keep the two in step.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+
+let
+  cfg = config.services.sops-agent;
+  common = import ./common.nix { inherit lib; };
+  configPath = "/etc/sops-agent/config.yaml";
+  configFile = common.configFile pkgs cfg;
+  checkedConfig =
+    if cfg.checkConfig then
+      pkgs.runCommand "sops-agent-config-checked.yaml" { nativeBuildInputs = [ cfg.package ]; } ''
+        sops-agent run --check-config --config ${configFile}
+        cp ${configFile} $out
+      ''
+    else
+      configFile;
+in
+{
+  options.services.sops-agent = common.options { inherit pkgs configPath; } // {
+    openFirewall = lib.mkOption {
+      type = lib.types.bool;
+      default = false;
+      description = "Open `port` in the firewall, for a Prometheus server on another host.";
+    };
+
+    checkConfig = lib.mkOption {
+      type = lib.types.bool;
+      default = cfg.webConfigFile == null;
+      defaultText = lib.literalExpression "config.services.sops-agent.webConfigFile == null";
+      description = ''
+        Validate the rendered config at build time with `sops-agent run --check-config`. Off by
+        default with a web config file, which usually exists only at run time (a sops-nix secret).
+      '';
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    warnings = lib.optional (cfg.openFirewall && lib.hasPrefix "127." cfg.listenAddress) ''
+      services.sops-agent.openFirewall is set but the agent listens on ${cfg.listenAddress} only:
+      set services.sops-agent.listenAddress for other hosts to reach it.
+    '';
+
+    environment.etc."sops-agent/config.yaml".source = checkedConfig;
+    environment.systemPackages = [ cfg.package ];
+
+    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [ cfg.port ];
+
+    systemd.services.sops-agent = {
+      description = "sops-agent: health of decrypted sops-nix secrets (Prometheus exporter)";
+      documentation = [ "https://github.com/nix-community/sops-agent" ];
+      wantedBy = [ "multi-user.target" ];
+      # sops-install-secrets*.service exist with systemd-based activation (sysusers, userborn);
+      # with classic activation the secrets are written before any unit starts.
+      wants = [
+        "network-online.target"
+        "sops-install-secrets.service"
+        "sops-install-secrets-for-users.service"
+      ];
+      after = [
+        "network-online.target"
+        "sops-install-secrets.service"
+        "sops-install-secrets-for-users.service"
+      ];
+      # A new config is applied with SIGHUP (the agent keeps the old one if the new one is bad).
+      reloadTriggers = [ checkedConfig ];
+
+      serviceConfig = {
+        Type = "simple";
+        ExecStart = lib.escapeShellArgs (
+          [
+            (lib.getExe cfg.package)
+            "run"
+            "--config"
+            configPath
+          ]
+          ++ cfg.extraFlags
+        );
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        Restart = "on-failure";
+        RestartSec = "5s";
+        TimeoutStopSec = "10s";
+
+        # See deploy/systemd/sops-agent.service for why: a throwaway user that may read and search
+        # any file (secrets owned by other users, 0400 templates, key metadata) and nothing else.
+        DynamicUser = true;
+        AmbientCapabilities = [ "CAP_DAC_READ_SEARCH" ];
+        CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
+        NoNewPrivileges = true;
+        SecureBits = "noroot-locked";
+        RestrictSUIDSGID = true;
+        RemoveIPC = true;
+        KeyringMode = "private";
+        UMask = "0077";
+
+        ProtectSystem = "strict";
+        # read-only, not "yes": home-manager scopes live under /home and /run/user.
+        ProtectHome = "read-only";
+        PrivateTmp = true;
+        PrivateMounts = true;
+        PrivateDevices = true;
+        DevicePolicy = "closed";
+        ProtectProc = "invisible";
+        ProcSubset = "pid";
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        # PrivateUsers would map every file owner to nobody; MemoryDenyWriteExecute crashes V8.
+        PrivateUsers = false;
+        MemoryDenyWriteExecute = false;
+
+        RestrictAddressFamilies = [
+          "AF_INET"
+          "AF_INET6"
+          "AF_UNIX"
+        ];
+        RestrictNamespaces = true;
+        LockPersonality = true;
+        RestrictRealtime = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged @resources @mount @obsolete @debug @cpu-emulation @swap @reboot @raw-io @module @clock"
+        ];
+        SystemCallErrorNumber = "EPERM";
+      };
+    };
+  };
+}

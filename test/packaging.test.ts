@@ -1,0 +1,568 @@
+// Packaging and deployment files: systemd units (hardening measured by systemd-analyze), launchd plists,
+// Nix files, Prometheus rules and their tests, the Grafana dashboard. The tools come from Debian
+// packages that .ci/run installs; outside CI a missing tool skips its test.
+
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { requireTool } from "./helpers/tools.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const at = (...parts: string[]) => path.join(ROOT, ...parts);
+
+const MAX_EXPOSURE = 2.0;
+
+/** The metric names sops-agent exports (README contract), plus Prometheus' own `up`. */
+const CONTRACT_METRICS = new Set([
+  "sops_secret_ok",
+  "sops_secret_info",
+  "sops_secret_modified_timestamp_seconds",
+  "sops_problem",
+  "sops_problems",
+  "sops_healthy",
+  "sops_generation",
+  "sops_generation_switches_total",
+  "sops_generation_switch_timestamp_seconds",
+  "sops_agent_build_info",
+  "sops_agent_check_duration_seconds_bucket",
+  "sops_agent_check_duration_seconds_sum",
+  "sops_agent_check_duration_seconds_count",
+  "sops_agent_last_check_timestamp_seconds",
+  "sops_agent_check_success",
+  "sops_agent_watch_events_total",
+  "sops_agent_config_last_reload_successful",
+  "sops_file_last_modified_timestamp_seconds",
+  "sops_file_recipients",
+  "up",
+]);
+
+const tempDirs: string[] = [];
+function tempDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sops-agent-packaging-"));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+function run(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Run {
+  const r = spawnSync(cmd, args, { cwd: ROOT, encoding: "utf8", env: { ...process.env, ...env } });
+  if (r.error !== undefined) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectSuccess(r: Run, what: string): void {
+  expect(r.status, `${what} failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+}
+
+/** A fake executable for ExecStart, because `systemd-analyze verify` checks the binary exists. */
+function unitWithFakeBinary(unitFile: string, from: string): string {
+  const dir = tempDir();
+  const bin = path.join(dir, "sops-agent");
+  fs.writeFileSync(bin, "#!/bin/sh\n", { mode: 0o755 });
+  const unit = fs.readFileSync(at(unitFile), "utf8").replaceAll(from, bin);
+  const out = path.join(dir, path.basename(unitFile));
+  fs.writeFileSync(out, unit);
+  return out;
+}
+
+/** `[Section] Key=value` lines, for checking the settings the spec asks for. */
+function unitSettings(file: string): Map<string, string[]> {
+  const settings = new Map<string, string[]>();
+  let section = "";
+  for (const raw of fs.readFileSync(at(file), "utf8").split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const header = /^\[(\w+)\]$/.exec(line);
+    if (header?.[1] !== undefined) {
+      section = header[1];
+      continue;
+    }
+    const eq = line.indexOf("=");
+    const key = `${section}.${line.slice(0, eq)}`;
+    settings.set(key, [...(settings.get(key) ?? []), line.slice(eq + 1)]);
+  }
+  return settings;
+}
+
+const words = (values: string[] | undefined) => (values ?? []).flatMap((v) => v.split(/\s+/));
+
+describe("systemd units", () => {
+  it(`the system unit's exposure is at most ${MAX_EXPOSURE}`, (ctx) => {
+    const analyze = requireTool(ctx, "systemd-analyze");
+    const r = run(analyze, [
+      "security",
+      "--offline=true",
+      "--no-pager",
+      at("deploy/systemd/sops-agent.service"),
+    ]);
+    const out = `${r.stdout}\n${r.stderr}`;
+    const match = /Overall exposure level for sops-agent\.service:\s*([0-9.]+)/.exec(out);
+    expect(match, `no exposure level in:\n${out}`).not.toBeNull();
+    const exposure = Number(match?.[1]);
+    expect(exposure).toBeLessThanOrEqual(MAX_EXPOSURE);
+  });
+
+  it.for([
+    ["deploy/systemd/sops-agent.service", "/usr/local/bin/sops-agent"],
+    ["deploy/systemd/sops-agent-user.service", "%h/.nix-profile/bin/sops-agent"],
+  ] as const)("systemd-analyze verify accepts %s", ([file, binary], ctx) => {
+    const analyze = requireTool(ctx, "systemd-analyze");
+    // The user unit is verified by the system manager: a container has no user manager to ask.
+    const r = run(analyze, ["verify", "--man=no", unitWithFakeBinary(file, binary)]);
+    expectSuccess(r, `systemd-analyze verify ${file}`);
+  });
+
+  it("the system unit runs `sops-agent run` after sops-nix, reads files only, keeps V8 working", () => {
+    const s = unitSettings("deploy/systemd/sops-agent.service");
+    expect(s.get("Service.ExecStart")?.[0]).toMatch(/\/sops-agent run(\s|$)/);
+    for (const unit of ["sops-install-secrets.service", "sops-install-secrets-for-users.service"]) {
+      expect(words(s.get("Unit.After"))).toContain(unit);
+      expect(words(s.get("Unit.Wants"))).toContain(unit);
+    }
+    expect(s.get("Service.DynamicUser")).toEqual(["yes"]);
+    expect(s.get("Service.CapabilityBoundingSet")).toEqual(["CAP_DAC_READ_SEARCH"]);
+    expect(s.get("Service.AmbientCapabilities")).toEqual(["CAP_DAC_READ_SEARCH"]);
+    expect(s.get("Service.ProtectSystem")).toEqual(["strict"]);
+    expect(s.get("Service.ProtectHome")).toEqual(["read-only"]);
+    expect(s.get("Service.NoNewPrivileges")).toEqual(["yes"]);
+    expect(s.get("Service.SystemCallFilter")?.[0]).toBe("@system-service");
+    expect(s.has("Service.MemoryDenyWriteExecute")).toBe(false);
+    expect(s.has("Service.PrivateUsers")).toBe(false);
+  });
+
+  it("the user unit runs after home-manager's sops-nix.service", () => {
+    const s = unitSettings("deploy/systemd/sops-agent-user.service");
+    expect(s.get("Service.ExecStart")?.[0]).toMatch(/\/sops-agent run(\s|$)/);
+    expect(words(s.get("Unit.After"))).toContain("sops-nix.service");
+    expect(s.get("Install.WantedBy")).toEqual(["default.target"]);
+    expect(s.has("Service.MemoryDenyWriteExecute")).toBe(false);
+  });
+});
+
+// A strict parser for XML property lists: the subset Apple's DTD allows, nothing lenient.
+type PlistValue = string | number | boolean | Date | PlistValue[] | { [key: string]: PlistValue };
+
+function parsePlist(xml: string): PlistValue {
+  let pos = 0;
+  const fail = (what: string): never => {
+    const line = xml.slice(0, pos).split("\n").length;
+    throw new Error(`plist line ${line}: ${what}`);
+  };
+  const skipMisc = () => {
+    for (;;) {
+      const ws = /^\s*/.exec(xml.slice(pos));
+      pos += ws?.[0].length ?? 0;
+      if (xml.startsWith("<!--", pos)) {
+        const end = xml.indexOf("-->", pos + 4);
+        if (end < 0) fail("unterminated comment");
+        const body = xml.slice(pos + 4, end);
+        if (body.includes("--")) fail("`--` inside a comment");
+        pos = end + 3;
+      } else return;
+    }
+  };
+  const decode = (text: string): string => {
+    if (/<|&(?!(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);)/.test(text)) fail(`bad character data: ${text}`);
+    return text.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g, (_, e: string) => {
+      const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+      if (e.startsWith("#x")) return String.fromCodePoint(parseInt(e.slice(2), 16));
+      if (e.startsWith("#")) return String.fromCodePoint(parseInt(e.slice(1), 10));
+      return named[e] ?? fail(`entity ${e}`);
+    });
+  };
+  const openTag = (): { name: string; selfClosing: boolean } => {
+    skipMisc();
+    const m = /^<([A-Za-z]+)((?:\s+[A-Za-z]+="[^"<&]*")*)\s*(\/?)>/.exec(xml.slice(pos));
+    if (m === null || m[1] === undefined) return fail("expected an element");
+    if (m[2] !== "" && m[1] !== "plist") fail(`attributes on <${m[1]}>`);
+    pos += m[0].length;
+    return { name: m[1], selfClosing: m[3] === "/" };
+  };
+  const closeTag = (name: string) => {
+    skipMisc();
+    const expected = `</${name}>`;
+    if (!xml.startsWith(expected, pos)) fail(`expected ${expected}`);
+    pos += expected.length;
+  };
+  const text = (name: string): string => {
+    const end = xml.indexOf(`</${name}>`, pos);
+    if (end < 0) fail(`unterminated <${name}>`);
+    const raw = xml.slice(pos, end);
+    pos = end + name.length + 3;
+    return decode(raw);
+  };
+  const value = (): PlistValue => {
+    const { name, selfClosing } = openTag();
+    if (name === "true" || name === "false") {
+      if (!selfClosing) closeTag(name);
+      return name === "true";
+    }
+    if (selfClosing) {
+      if (name === "string") return "";
+      if (name === "dict") return {};
+      if (name === "array") return [];
+      return fail(`empty <${name}/>`);
+    }
+    switch (name) {
+      case "string":
+        return text("string");
+      case "integer": {
+        const t = text("integer").trim();
+        if (!/^[+-]?\d+$/.test(t)) fail(`bad integer ${t}`);
+        return Number(t);
+      }
+      case "real": {
+        const t = text("real").trim();
+        if (Number.isNaN(Number(t)) || t === "") fail(`bad real ${t}`);
+        return Number(t);
+      }
+      case "date": {
+        const t = text("date").trim();
+        if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(t)) fail(`bad date ${t}`);
+        return new Date(t);
+      }
+      case "data": {
+        const t = text("data").replace(/\s+/g, "");
+        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t)) fail("bad base64 data");
+        return t;
+      }
+      case "array": {
+        const items: PlistValue[] = [];
+        for (;;) {
+          skipMisc();
+          if (xml.startsWith("</array>", pos)) {
+            pos += "</array>".length;
+            return items;
+          }
+          items.push(value());
+        }
+      }
+      case "dict": {
+        const dict: { [key: string]: PlistValue } = {};
+        for (;;) {
+          skipMisc();
+          if (xml.startsWith("</dict>", pos)) {
+            pos += "</dict>".length;
+            return dict;
+          }
+          const tag = openTag();
+          if (tag.name !== "key" || tag.selfClosing) fail("expected <key> in <dict>");
+          const key = text("key");
+          if (Object.hasOwn(dict, key)) fail(`duplicate key ${key}`);
+          dict[key] = value();
+        }
+      }
+      default:
+        return fail(`unknown element <${name}>`);
+    }
+  };
+
+  const decl = /^<\?xml version="1\.0" encoding="UTF-8"\?>/.exec(xml);
+  if (decl === null) fail('missing <?xml version="1.0" encoding="UTF-8"?>');
+  pos = decl?.[0].length ?? 0;
+  skipMisc();
+  const doctype =
+    '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">';
+  if (!xml.startsWith(doctype, pos)) fail("missing the Apple plist DOCTYPE");
+  pos += doctype.length;
+  const root = openTag();
+  if (root.name !== "plist" || root.selfClosing) fail("the root element must be <plist>");
+  const result = value();
+  closeTag("plist");
+  skipMisc();
+  if (pos !== xml.length) fail("content after </plist>");
+  return result;
+}
+
+function asDict(v: PlistValue | undefined): { [key: string]: PlistValue } {
+  if (v === undefined || typeof v !== "object" || Array.isArray(v) || v instanceof Date)
+    throw new Error("expected a dict");
+  return v;
+}
+
+describe("launchd plists", () => {
+  it("the strict plist parser rejects what launchd would reject", () => {
+    const head =
+      '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n';
+    expect(
+      parsePlist(
+        `${head}<plist version="1.0"><dict><key>A</key><array><string>x &amp; y</string><true/></array></dict></plist>`,
+      ),
+    ).toEqual({ A: ["x & y", true] });
+    for (const bad of [
+      "<plist><dict><key>A</key></dict></plist>",
+      "<plist><dict><key>A</key><string>x & y</string></dict></plist>",
+      "<plist><dict><key>A</key><true/><key>A</key><false/></dict></plist>",
+      "<plist><dict><key>A</key><bool>1</bool></dict></plist>",
+      "<plist><dict><key>A</key><string>x</dict></plist>",
+      "<plist><dict/></plist><plist/>",
+    ]) {
+      expect(() => parsePlist(`${head}${bad}`), bad).toThrow(/plist line/);
+    }
+  });
+
+  it.each([
+    ["deploy/launchd/org.nix-community.sops-agent.plist", "/Users/USER/Library/Logs/sops-agent/"],
+    ["deploy/launchd/org.nix-community.sops-agent-daemon.plist", "/var/log/sops-agent/"],
+  ])("%s is a valid launchd job", (file, logDir) => {
+    const job = asDict(parsePlist(fs.readFileSync(at(file), "utf8")));
+    expect(job.Label).toBe("org.nix-community.sops-agent");
+    expect(job.RunAtLoad).toBe(true);
+    expect(job.KeepAlive).toBe(true);
+    const args = job.ProgramArguments;
+    expect(Array.isArray(args) && args.every((a) => typeof a === "string")).toBe(true);
+    expect((args as string[]).join(" ")).toMatch(/\/sops-agent run(\s|$)/);
+    for (const key of ["StandardOutPath", "StandardErrorPath"]) {
+      const p = job[key];
+      expect(typeof p === "string" && p.startsWith(logDir), `${key} = ${String(p)}`).toBe(true);
+    }
+    // launchd expands neither ~ nor $HOME.
+    expect(JSON.stringify(job)).not.toMatch(/~|\$HOME/);
+  });
+});
+
+function nixFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === "node_modules" || entry.name === "dist" || entry.name.startsWith(".")) continue;
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...nixFiles(p));
+    else if (entry.name.endsWith(".nix")) out.push(p);
+  }
+  return out.sort();
+}
+
+describe("Nix files", () => {
+  const files = nixFiles(ROOT);
+
+  it("include the flake, the package and the three modules", () => {
+    const rel = files.map((f) => path.relative(ROOT, f));
+    for (const f of [
+      "flake.nix",
+      "nix/package.nix",
+      "nix/nixos-module.nix",
+      "nix/home-manager-module.nix",
+      "nix/darwin-module.nix",
+    ])
+      expect(rel).toContain(f);
+  });
+
+  it.for(files.map((f) => [path.relative(ROOT, f), f] as const))("%s parses", ([, file], ctx) => {
+    const nix = requireTool(ctx, "nix-instantiate");
+    // Debian's nix-bin names a build users group the container lacks; parsing needs none.
+    const r = run(nix, ["--parse", file], { NIX_CONFIG: "build-users-group =" });
+    expectSuccess(r, `nix-instantiate --parse ${file}`);
+  });
+
+  it("the flake exports the package, the modules and the overlay", () => {
+    const flake = fs.readFileSync(at("flake.nix"), "utf8");
+    for (const output of [
+      "nixosModules",
+      "homeManagerModules",
+      "darwinModules",
+      "overlays.default",
+      "packages",
+    ])
+      expect(flake).toContain(output);
+    expect(fs.readFileSync(at("nix/package.nix"), "utf8")).toMatch(/buildNpmPackage[\s\S]*npmDepsHash/);
+  });
+});
+
+const RULES = "deploy/prometheus/sops-agent.rules.yml";
+const RULE_TESTS = "deploy/prometheus/sops-agent.rules.test.yml";
+
+interface Rule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+const rules = (): Rule[] =>
+  (parseYaml(fs.readFileSync(at(RULES), "utf8")) as { groups: { rules: Rule[] }[] }).groups.flatMap(
+    (g) => g.rules,
+  );
+
+describe("Prometheus rules", () => {
+  it("promtool check rules", (ctx) => {
+    const promtool = requireTool(ctx, "promtool");
+    expectSuccess(run(promtool, ["check", "rules", at(RULES)]), "promtool check rules");
+  });
+
+  it("promtool test rules", (ctx) => {
+    const promtool = requireTool(ctx, "promtool");
+    expectSuccess(run(promtool, ["test", "rules", at(RULE_TESTS)]), "promtool test rules");
+  });
+
+  it("promtool check config accepts the scrape config example", (ctx) => {
+    const promtool = requireTool(ctx, "promtool");
+    expectSuccess(
+      run(promtool, ["check", "config", at("deploy/prometheus/scrape-config.example.yml")]),
+      "promtool check config",
+    );
+  });
+
+  it("the rule tests see every alert both firing and not firing", () => {
+    const doc = parseYaml(fs.readFileSync(at(RULE_TESTS), "utf8")) as {
+      tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+    };
+    const cases = doc.tests.flatMap((t) => t.alert_rule_test ?? []);
+    for (const rule of rules()) {
+      if (rule.alert === undefined) continue;
+      const mine = cases.filter((c) => c.alertname === rule.alert);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length > 0),
+        `${rule.alert} never fires`,
+      ).toBe(true);
+      expect(
+        mine.some((c) => (c.exp_alerts ?? []).length === 0),
+        `${rule.alert} never stays quiet`,
+      ).toBe(true);
+    }
+  });
+
+  it("every alert has a severity, a summary and a description naming what is wrong where", () => {
+    const alerts = rules().filter((r) => r.alert !== undefined);
+    expect(alerts.map((r) => r.alert)).toEqual(
+      expect.arrayContaining([
+        "SopsSecretMissing",
+        "SopsSecretWrong",
+        "SopsDecryptionKeyMissing",
+        "SopsHostNotRecipient",
+        "SopsFileOld",
+        "SopsAgentDown",
+        "SopsAgentChecksStale",
+      ]),
+    );
+    for (const rule of alerts) {
+      expect(["critical", "warning", "info"], `${rule.alert}`).toContain(rule.labels?.severity);
+      const text = `${rule.annotations?.summary ?? ""} ${rule.annotations?.description ?? ""}`;
+      expect(rule.annotations?.summary, `${rule.alert}`).toBeTruthy();
+      expect(rule.annotations?.description, `${rule.alert}`).toBeTruthy();
+      expect(text, `${rule.alert}`).toContain("$labels.instance");
+      if (rule.expr.includes("sops_problem")) {
+        expect(text, `${rule.alert}`).toContain("$labels.scope");
+        expect(text, `${rule.alert}`).toContain("$labels.subject");
+      }
+      for (const name of metricNames(rule.expr))
+        expect(CONTRACT_METRICS.has(name) || name.includes(":"), `${rule.alert}: ${name}`).toBe(true);
+    }
+  });
+
+  it("the secret-missing alert waits out a switch in progress", () => {
+    const missing = rules().find((r) => r.alert === "SopsSecretMissing");
+    expect(missing?.for).toMatch(/^[1-9]\d*m$/);
+  });
+});
+
+const PROMQL_KEYWORDS = new Set([
+  "by",
+  "without",
+  "on",
+  "ignoring",
+  "group_left",
+  "group_right",
+  "bool",
+  "offset",
+]);
+const PROMQL_SET_OPERATORS = new Set(["and", "or", "unless"]);
+
+/** The metric names a PromQL expression reads (not functions, labels, keywords or Grafana variables). */
+function metricNames(expr: string): string[] {
+  const e = expr
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, " ")
+    .replace(/\[[^\]]*\]/g, " ")
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ")
+    .replace(/\$\{?\w+\}?/g, " ");
+  const names: string[] = [];
+  for (const m of e.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*/g)) {
+    const name = m[0];
+    const after = e.slice((m.index ?? 0) + name.length);
+    if (/^\s*\(/.test(after)) continue;
+    if (PROMQL_KEYWORDS.has(name) || PROMQL_SET_OPERATORS.has(name)) continue;
+    names.push(name);
+  }
+  return names;
+}
+
+interface GrafanaDatasource {
+  type?: string;
+  uid?: string;
+}
+
+describe("Grafana dashboard", () => {
+  const dashboard = JSON.parse(fs.readFileSync(at("deploy/grafana/sops-agent.json"), "utf8")) as {
+    __inputs: { name: string; type: string; pluginId: string }[];
+    panels: {
+      type: string;
+      title: string;
+      datasource?: GrafanaDatasource;
+      targets?: { expr: string; datasource?: GrafanaDatasource }[];
+    }[];
+    annotations: { list: { expr?: string; datasource?: GrafanaDatasource; builtIn?: number }[] };
+    templating: { list: { name: string; datasource?: GrafanaDatasource; definition?: string }[] };
+  };
+
+  it("takes its datasource as the DS_PROMETHEUS input", () => {
+    expect(dashboard.__inputs).toEqual([
+      expect.objectContaining({ name: "DS_PROMETHEUS", type: "datasource", pluginId: "prometheus" }),
+    ]);
+    const sources = [
+      ...dashboard.panels
+        .filter((p) => p.type !== "row")
+        .flatMap((p) => [p.datasource, ...(p.targets ?? []).map((t) => t.datasource)]),
+      ...dashboard.annotations.list.filter((a) => a.builtIn !== 1).map((a) => a.datasource),
+      ...dashboard.templating.list.map((v) => v.datasource),
+    ];
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's import syntax, not a JS template.
+    for (const ds of sources) expect(ds).toEqual({ type: "prometheus", uid: "${DS_PROMETHEUS}" });
+  });
+
+  it("shows scope health, the problems table and generation switches as annotations", () => {
+    const exprs = dashboard.panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ type: p.type, expr: t.expr })),
+    );
+    expect(exprs.some((e) => e.expr.includes("sops_healthy"))).toBe(true);
+    expect(exprs.some((e) => e.type === "table" && /^sops_problem\b/.test(e.expr))).toBe(true);
+    expect(dashboard.annotations.list.some((a) => /sops_generation_switch/.test(a.expr ?? ""))).toBe(true);
+  });
+
+  it("queries only metrics of the contract", () => {
+    const queries = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+      ...dashboard.annotations.list.flatMap((a) => (a.expr === undefined ? [] : [a.expr])),
+      ...dashboard.templating.list.flatMap((v) => {
+        const m = /^label_values\((.*),\s*\w+\)$/.exec(v.definition ?? "");
+        return m?.[1] === undefined ? [] : [m[1]];
+      }),
+    ];
+    expect(queries.length).toBeGreaterThan(10);
+    const used = new Set(queries.flatMap(metricNames));
+    expect(used.size).toBeGreaterThan(5);
+    for (const name of used) expect(CONTRACT_METRICS.has(name), `not a contract metric: ${name}`).toBe(true);
+  });
+
+  it("the metric name extraction ignores functions, labels and keywords", () => {
+    expect(
+      metricNames(
+        'histogram_quantile(0.9, sum by (le, instance) (rate(sops_agent_check_duration_seconds_bucket{instance=~"$instance"}[$__rate_interval]))) or vector(0)',
+      ),
+    ).toEqual(["sops_agent_check_duration_seconds_bucket"]);
+    expect(metricNames('(time() - a_b{x="y"}) / 86400 > on () group_left () c:d')).toEqual(["a_b", "c:d"]);
+  });
+});
