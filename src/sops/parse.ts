@@ -1,0 +1,539 @@
+// Reads the public part of an encrypted sops file: the plaintext key tree, the value types sops records in
+// each `ENC[…,type:…]`, and the recipient metadata. Pure: text in, data out. Nothing here decrypts.
+//
+// The input is untrusted (any file a manifest names), so every step is bounded: size, structure count,
+// nesting depth and list indices are capped, YAML aliases are refused outright (sops never writes them),
+// and a failure is a value, never an exception. Reasons name key paths, types and line numbers only:
+// the ENC blobs are ciphertext, but a file with a plaintext value must not leak it into logs.
+
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
+import type { SecretFormat } from "../core/model.js";
+
+/** Real sops files are kilobytes; above this the agent refuses instead of spending memory. */
+export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
+/**
+ * The yaml package costs ~2 µs and ~2 KB per token, so the number of lines and flow separators is capped:
+ * 100k is far above any real sops file (a value line has ~5) and keeps the worst case near a second.
+ */
+export const MAX_STRUCTURE = 100_000;
+/** Deeper than any real secrets document; keeps every recursion here far from the stack limit. */
+export const MAX_DEPTH = 64;
+/** A flattened dotenv/ini key such as `age__list_999999999__map_recipient` must not allocate a huge list. */
+export const MAX_LIST_INDEX = 10_000;
+
+export const ENC_TYPES = ["str", "int", "float", "bool", "bytes", "time", "comment"] as const;
+export type EncType = (typeof ENC_TYPES)[number];
+export type PlainType = "string" | "number" | "boolean" | "null";
+
+/** The document tree with the values dropped: only structure and types are kept. */
+export type SopsNode =
+  /** An `ENC[AES256_GCM,…,type:T]` value. */
+  | { readonly kind: "enc"; readonly type: EncType }
+  /** A value sops left unencrypted (`unencrypted_suffix`, `unencrypted_regex`, …). */
+  | { readonly kind: "plain"; readonly type: PlainType }
+  | { readonly kind: "map"; readonly entries: ReadonlyMap<string, SopsNode> }
+  | { readonly kind: "list"; readonly items: readonly SopsNode[] };
+
+export type SopsMapNode = Extract<SopsNode, { kind: "map" }>;
+
+export type RecipientKind =
+  | "age"
+  | "age_pq"
+  | "age_plugin"
+  | "ssh_ed25519"
+  | "ssh_rsa"
+  | "age_unknown"
+  | "pgp"
+  | "kms"
+  | "gcp_kms"
+  | "azure_kv"
+  | "hc_vault"
+  | "hckms";
+
+export interface SopsRecipient {
+  readonly kind: RecipientKind;
+  /** The age recipient, ssh public key (type and base64) or pgp fingerprint; "" for cloud key services. */
+  readonly id: string;
+  /** Whether the entry carries its encrypted data key (`enc`); without it the entry cannot decrypt. */
+  readonly hasEnc: boolean;
+}
+
+export interface SopsMetadata {
+  /** All key entries, from the top-level lists and from every `key_groups` entry. */
+  readonly recipients: readonly SopsRecipient[];
+  /** `lastmodified` in seconds since the epoch; null when absent or not RFC 3339. */
+  readonly lastModified: number | null;
+  /** Number of `key_groups`; 0 when the file uses the flat lists. */
+  readonly keyGroups: number;
+  readonly shamirThreshold: number | null;
+}
+
+export interface SopsDocument {
+  readonly format: SecretFormat;
+  /** The document without its `sops` metadata. binary: `{data}`; ini: one map per section. */
+  readonly tree: SopsMapNode;
+  readonly metadata: SopsMetadata;
+}
+
+export type SopsParse =
+  | { readonly ok: true; readonly document: SopsDocument }
+  | { readonly ok: false; readonly reason: string };
+
+/** Generic parsed data, before it is reduced to types. Maps keep order and cannot be prototype-polluted. */
+type Value = string | number | boolean | null | readonly Value[] | ReadonlyMap<string, Value>;
+
+class Refusal extends Error {}
+
+function refuse(reason: string): never {
+  throw new Refusal(reason);
+}
+
+/** Parses an encrypted sops file. Never throws, never returns a value from the file in a reason. */
+export function parseSopsFile(text: string, format: SecretFormat): SopsParse {
+  try {
+    checkBounds(text);
+    const root = parseByFormat(text, format);
+    return { ok: true, document: toDocument(root, format) };
+  } catch (err) {
+    if (err instanceof Refusal) return { ok: false, reason: err.message };
+    // The yaml package recurses per nesting level; whatever slipped past the bounds ends here.
+    if (err instanceof RangeError) return { ok: false, reason: "too deeply nested to parse" };
+    return { ok: false, reason: `internal parser error (${err instanceof Error ? err.name : "unknown"})` };
+  }
+}
+
+function checkBounds(text: string): void {
+  // UTF-16 length is at most the UTF-8 length, so this is a sound lower bound of the file size.
+  if (text.length > MAX_INPUT_BYTES) refuse(`file is larger than ${MAX_INPUT_BYTES} bytes`);
+  if (text.includes("\u0000")) refuse("file contains NUL bytes: binary data, not a sops text file");
+  let structure = 0;
+  let depth = 0;
+  let maxDepth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // \n , [ {  — the tokens that make the yaml package slow; brackets also bound flow nesting.
+    if (c === 10 || c === 44 || c === 91 || c === 123) structure++;
+    if (c === 91 || c === 123) {
+      depth++;
+      if (depth > maxDepth) maxDepth = depth;
+    } else if ((c === 93 || c === 125) && depth > 0) depth--;
+  }
+  if (structure > MAX_STRUCTURE) refuse(`file has more than ${MAX_STRUCTURE} lines and separators`);
+  // Counted without regard to quoting, so the bound is generous (ENC[…] itself opens one bracket).
+  if (maxDepth > MAX_DEPTH * 4) refuse(`file is nested deeper than ${MAX_DEPTH} levels`);
+}
+
+function parseByFormat(text: string, format: SecretFormat): ReadonlyMap<string, Value> {
+  switch (format) {
+    case "yaml":
+      return parseYaml(text);
+    case "json":
+    case "binary":
+      checkStrictJson(text);
+      return parseYaml(text);
+    case "dotenv":
+      return parseDotenv(text);
+    case "ini":
+      return parseIni(text);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// YAML and JSON
+
+function checkStrictJson(text: string): void {
+  try {
+    JSON.parse(text);
+  } catch (err) {
+    // V8 quotes the offending text in its message; keep only the position.
+    const position = err instanceof Error ? /position (\d+)/.exec(err.message)?.[1] : undefined;
+    const where = position === undefined ? "" : ` at line ${lineOf(text, Number(position))}`;
+    refuse(`not valid JSON${where}`);
+  }
+}
+
+function lineOf(text: string, offset: number): number {
+  let line = 1;
+  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+function parseYaml(text: string): ReadonlyMap<string, Value> {
+  const lines = new LineCounter();
+  // uniqueKeys is quadratic in the yaml package; duplicates are found below with a Set instead.
+  // Aliases are refused while walking, so they are never expanded (no billion laughs).
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: false, prettyErrors: false });
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const pos = first.pos[0];
+    // The package's messages can quote source text; its error code and our line number cannot.
+    const line = lines.linePos(pos).line;
+    if (first.code === "RESOURCE_EXHAUSTION")
+      refuse(`too deeply nested or too large to parse (line ${line})`);
+    refuse(`YAML syntax error ${first.code} at line ${line}`);
+  }
+  const contents = doc.contents;
+  if (contents === null) refuse("the document is empty");
+  const root = yamlValue(contents, [], 0, lines);
+  if (!(root instanceof Map)) refuse("the top level is not a map");
+  return root;
+}
+
+function yamlValue(node: unknown, path: readonly string[], depth: number, lines: LineCounter): Value {
+  if (depth > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH} levels at ${showPath(path)}`);
+  const line = (): number => lineAt(node, lines);
+  if (isAlias(node)) refuse(`YAML alias at line ${line()}: sops never writes anchors or aliases`);
+  if (isScalar(node)) return scalarValue(node.value);
+  if (isSeq(node))
+    return node.items.map((item, i) => yamlValue(item, [...path, String(i)], depth + 1, lines));
+  if (isMap(node)) {
+    const out = new Map<string, Value>();
+    for (const pair of node.items) {
+      if (!isScalar(pair.key)) refuse(`a key at line ${lineAt(pair.key, lines)} is not a plain scalar`);
+      const key = String(pair.key.value);
+      if (out.has(key))
+        refuse(`duplicate key ${showPath([...path, key])} at line ${lineAt(pair.key, lines)}`);
+      out.set(key, yamlValue(pair.value, [...path, key], depth + 1, lines));
+    }
+    return out;
+  }
+  // `key:` with nothing after it.
+  if (node === null) return null;
+  return refuse(`unexpected YAML node at line ${line()}`);
+}
+
+function lineAt(node: unknown, lines: LineCounter): number {
+  const range = (node as YamlNode | null)?.range;
+  return range ? lines.linePos(range[0]).line : 0;
+}
+
+function scalarValue(v: unknown): Value {
+  if (typeof v === "string" || typeof v === "number" || typeof v === "boolean" || v === null) return v;
+  if (typeof v === "bigint") return Number(v);
+  // Custom tags (`!!binary`, …) are not something sops writes; what matters is that it is not a string.
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dotenv and ini (flat formats: sops stores its metadata as `sops_age__list_0__map_recipient=…`)
+
+const SOPS_PREFIX = "sops_";
+
+function parseDotenv(text: string): ReadonlyMap<string, Value> {
+  const data = new Map<string, Value>();
+  const flat = new Map<string, string>();
+  const lines = text.split("\n");
+  for (const [i, line] of lines.entries()) {
+    // Like sops: empty lines are skipped, `#` starts a comment, everything else is KEY=VALUE.
+    if (line === "" || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    if (eq === -1) refuse(`line ${i + 1} has no '=': not a dotenv line`);
+    const key = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    if (key.startsWith(SOPS_PREFIX)) {
+      const name = key.slice(SOPS_PREFIX.length);
+      if (flat.has(name)) refuse(`duplicate key ${key} at line ${i + 1}`);
+      flat.set(name, value);
+    } else {
+      if (data.has(key)) refuse(`duplicate key ${key} at line ${i + 1}`);
+      data.set(key, value);
+    }
+  }
+  if (flat.size > 0) data.set("sops", unflatten(flat));
+  return data;
+}
+
+function parseIni(text: string): ReadonlyMap<string, Value> {
+  const sections = new Map<string, Map<string, string>>();
+  let current = "DEFAULT";
+  const lines = text.split(/\r?\n/);
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith(";") || line.startsWith("#")) continue;
+    if (line.startsWith("[")) {
+      if (!line.endsWith("]")) refuse(`line ${i + 1}: unterminated section header`);
+      current = line.slice(1, -1).trim();
+      continue;
+    }
+    // go-ini accepts both `=` and `:` as the delimiter; the first one wins.
+    const m = /[=:]/.exec(line);
+    if (m === null) refuse(`line ${i + 1} has no '=': not an ini key`);
+    const key = line.slice(0, m.index).trim();
+    const value = line.slice(m.index + 1).trim();
+    let section = sections.get(current);
+    if (section === undefined) {
+      section = new Map();
+      sections.set(current, section);
+    }
+    if (section.has(key)) refuse(`duplicate key ${key} in section [${current}] at line ${i + 1}`);
+    section.set(key, value);
+  }
+  const out = new Map<string, Value>();
+  for (const [name, entries] of sections) {
+    // go-ini always has an empty DEFAULT section; sops drops it too.
+    if (name === "DEFAULT" && entries.size === 0) continue;
+    out.set(name, name === "sops" ? unflatten(entries) : entries);
+  }
+  return out;
+}
+
+const MAP_SEP = "__map_";
+const LIST_SEP = "__list_";
+
+type Token = { readonly map: string } | { readonly list: number };
+
+/** sops' flatten encoding: `a__map_b__list_0` is `a.b[0]`. */
+function tokenize(path: string): Token[] {
+  const tokens: Token[] = [];
+  const re = new RegExp(`${MAP_SEP}|${LIST_SEP}`, "g");
+  let start = 0;
+  let kind: "map" | "list" = "map";
+  const push = (end: number): void => {
+    const text = path.slice(start, end);
+    if (kind === "map") {
+      tokens.push({ map: text });
+      return;
+    }
+    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!(n <= MAX_LIST_INDEX)) refuse(`metadata key sops_${path} has a bad list index`);
+    tokens.push({ list: n });
+  };
+  for (let m = re.exec(path); m !== null; m = re.exec(path)) {
+    push(m.index);
+    kind = m[0] === MAP_SEP ? "map" : "list";
+    start = m.index + m[0].length;
+  }
+  push(path.length);
+  return tokens;
+}
+
+type Building = Map<string, Building> | Building[] | string | undefined;
+
+function unflatten(flat: ReadonlyMap<string, string>): Value {
+  const root = new Map<string, Building>();
+  for (const [path, value] of flat) {
+    const tokens = tokenize(path);
+    if (tokens.length > MAX_DEPTH) refuse(`metadata key sops_${path} is nested too deeply`);
+    place(root, tokens, value, path);
+  }
+  return freeze(root);
+}
+
+function place(root: Map<string, Building>, tokens: readonly Token[], value: string, path: string): void {
+  let node: Building = root;
+  for (const [i, token] of tokens.entries()) {
+    const last = i === tokens.length - 1;
+    const next: Building = last ? value : undefined;
+    if ("map" in token) {
+      if (!(node instanceof Map)) refuse(`metadata key sops_${path} mixes a value, a map and a list`);
+      const existing: Building = node.get(token.map);
+      if (last && existing !== undefined) refuse(`duplicate metadata key sops_${path}`);
+      const child: Building = existing ?? next ?? (isList(tokens[i + 1]) ? [] : new Map());
+      node.set(token.map, child);
+      node = child;
+    } else {
+      if (!Array.isArray(node)) refuse(`metadata key sops_${path} mixes a value, a map and a list`);
+      const existing: Building = node[token.list];
+      if (last && existing !== undefined) refuse(`duplicate metadata key sops_${path}`);
+      const child: Building = existing ?? next ?? (isList(tokens[i + 1]) ? [] : new Map());
+      node[token.list] = child;
+      node = child;
+    }
+  }
+}
+
+function isList(token: Token | undefined): boolean {
+  return token !== undefined && "list" in token;
+}
+
+function freeze(b: Building): Value {
+  if (b === undefined) return null;
+  if (typeof b === "string") return b;
+  if (Array.isArray(b)) return Array.from(b, freeze);
+  return new Map([...b].map(([k, v]) => [k, freeze(v)] as const));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// From generic data to the document
+
+function toDocument(root: ReadonlyMap<string, Value>, format: SecretFormat): SopsDocument {
+  const meta = root.get("sops");
+  if (meta === undefined) refuse("no `sops` metadata: this is not an encrypted sops file");
+  if (!(meta instanceof Map)) refuse("the `sops` metadata is not a map");
+  const entries = new Map<string, SopsNode>();
+  for (const [key, value] of root) {
+    if (key !== "sops") entries.set(key, classify(value, [key]));
+  }
+  if (format === "binary" && entries.get("data")?.kind !== "enc") {
+    refuse("binary sops file has no encrypted `data` value");
+  }
+  return { format, tree: { kind: "map", entries }, metadata: readMetadata(meta) };
+}
+
+// sops writes `ENC[AES256_GCM,data:<b64>,iv:<b64>,tag:<b64>,type:<t>]`; empty values have empty data.
+const ENC_RE =
+  /^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:([a-z]+)\]$/;
+
+function classify(value: Value, path: readonly string[]): SopsNode {
+  if (typeof value === "string") {
+    if (!value.startsWith("ENC[")) return { kind: "plain", type: "string" };
+    const type = ENC_RE.exec(value)?.[1];
+    if (!isEncType(type)) refuse(`malformed ENC[] value at ${showPath(path)}`);
+    return { kind: "enc", type };
+  }
+  if (typeof value === "number") return { kind: "plain", type: "number" };
+  if (typeof value === "boolean") return { kind: "plain", type: "boolean" };
+  if (value === null) return { kind: "plain", type: "null" };
+  if (value instanceof Map) {
+    const entries = new Map<string, SopsNode>();
+    for (const [k, v] of value) entries.set(k, classify(v, [...path, k]));
+    return { kind: "map", entries };
+  }
+  return {
+    kind: "list",
+    items: (value as readonly Value[]).map((v, i) => classify(v, [...path, String(i)])),
+  };
+}
+
+function isEncType(t: string | undefined): t is EncType {
+  return (ENC_TYPES as readonly (string | undefined)[]).includes(t);
+}
+
+const SERVICE_KINDS = ["kms", "gcp_kms", "azure_kv", "hc_vault", "hckms"] as const;
+
+function readMetadata(meta: ReadonlyMap<string, Value>): SopsMetadata {
+  const recipients: SopsRecipient[] = [];
+  readKeyLists(meta, "sops", recipients);
+  const groups = listField(meta, "key_groups", "sops");
+  for (const [i, group] of groups.entries()) {
+    const where = `sops.key_groups[${i}]`;
+    if (!(group instanceof Map)) refuse(`${where} is not a map`);
+    readKeyLists(group, where, recipients);
+  }
+  const threshold = meta.get("shamir_threshold");
+  return {
+    recipients,
+    lastModified: epochSeconds(meta.get("lastmodified")),
+    keyGroups: groups.length,
+    shamirThreshold:
+      typeof threshold === "number" ? threshold : typeof threshold === "string" ? toInt(threshold) : null,
+  };
+}
+
+function readKeyLists(meta: ReadonlyMap<string, Value>, where: string, out: SopsRecipient[]): void {
+  for (const [i, entry] of listField(meta, "age", where).entries()) {
+    const e = entryMap(entry, `${where}.age[${i}]`);
+    const recipient = e.get("recipient");
+    if (typeof recipient !== "string") refuse(`${where}.age[${i}].recipient is not a string`);
+    out.push({ kind: ageRecipientKind(recipient), id: recipient.trim(), hasEnc: hasEnc(e) });
+  }
+  for (const [i, entry] of listField(meta, "pgp", where).entries()) {
+    const e = entryMap(entry, `${where}.pgp[${i}]`);
+    const fp = e.get("fp");
+    out.push({ kind: "pgp", id: typeof fp === "string" ? fp : "", hasEnc: hasEnc(e) });
+  }
+  for (const kind of SERVICE_KINDS) {
+    for (const [i, entry] of listField(meta, kind, where).entries()) {
+      out.push({ kind, id: "", hasEnc: hasEnc(entryMap(entry, `${where}.${kind}[${i}]`)) });
+    }
+  }
+}
+
+function listField(meta: ReadonlyMap<string, Value>, name: string, where: string): readonly Value[] {
+  const v = meta.get(name);
+  // sops' JSON writer emits `"kms": null` for an empty list.
+  if (v === undefined || v === null || v === "") return [];
+  if (!Array.isArray(v)) refuse(`${where}.${name} is not a list`);
+  return v as readonly Value[];
+}
+
+function entryMap(v: Value, where: string): ReadonlyMap<string, Value> {
+  if (!(v instanceof Map)) refuse(`${where} is not a map`);
+  return v;
+}
+
+function hasEnc(entry: ReadonlyMap<string, Value>): boolean {
+  const enc = entry.get("enc");
+  return typeof enc === "string" && enc.trim() !== "";
+}
+
+/** The same rules as sops' age key source; bech32 has no `1` in its alphabet, so a second `1` is a plugin. */
+export function ageRecipientKind(recipient: string): RecipientKind {
+  const r = recipient.trim();
+  if (r.startsWith("age1pq1")) return "age_pq";
+  if (r.startsWith("age1") && r.indexOf("1", 4) !== -1) return "age_plugin";
+  if (r.startsWith("age1")) return "age";
+  if (r.startsWith("ssh-ed25519 ")) return "ssh_ed25519";
+  if (r.startsWith("ssh-rsa ")) return "ssh_rsa";
+  return "age_unknown";
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function epochSeconds(v: Value | undefined): number | null {
+  if (typeof v !== "string" || !RFC3339.test(v)) return null;
+  const ms = Date.parse(v);
+  return Number.isFinite(ms) ? Math.floor(ms / 1000) : null;
+}
+
+function toInt(s: string): number | null {
+  return /^\d{1,9}$/.test(s) ? Number(s) : null;
+}
+
+function showPath(path: readonly string[]): string {
+  return path.length === 0 ? "the top level" : `'${path.join("/")}'`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Lookups
+
+export type KeyLookup =
+  /** binary, dotenv and ini files, and an empty key: sops-nix uses the whole file. */
+  | { readonly kind: "whole-file" }
+  | { readonly kind: "found"; readonly node: SopsNode }
+  /** `at` is the prefix that is missing, or that is not a map so the path cannot continue. */
+  | { readonly kind: "absent"; readonly at: string; readonly why: "missing" | "not-a-map" };
+
+/** Walks a `/`-separated key like sops-install-secrets does: maps only, no list indices. */
+export function lookupKey(document: SopsDocument, key: string): KeyLookup {
+  if (key === "" || (document.format !== "yaml" && document.format !== "json")) return { kind: "whole-file" };
+  const parts = key.split("/");
+  let node: SopsNode = document.tree;
+  for (const [i, part] of parts.entries()) {
+    const at = parts.slice(0, i + 1).join("/");
+    if (node.kind !== "map") return { kind: "absent", at: parts.slice(0, i).join("/"), why: "not-a-map" };
+    const next = node.entries.get(part);
+    if (next === undefined) return { kind: "absent", at, why: "missing" };
+    node = next;
+  }
+  return { kind: "found", node };
+}
+
+/** sops-install-secrets only writes strings (sops-nix #848). */
+export function isStringNode(node: SopsNode): boolean {
+  return (node.kind === "enc" && node.type === "str") || (node.kind === "plain" && node.type === "string");
+}
+
+export function describeNode(node: SopsNode): string {
+  switch (node.kind) {
+    case "enc":
+      return `type:${node.type}`;
+    case "plain":
+      return `unencrypted ${node.type}`;
+    case "map":
+      return "a map";
+    case "list":
+      return "a list";
+  }
+}
+
+/** The X25519 age recipients that can decrypt the file (they carry an encrypted data key). */
+export function ageRecipients(document: SopsDocument): string[] {
+  return document.metadata.recipients.filter((r) => r.kind === "age" && r.hasEnc).map((r) => r.id);
+}
+
+export function recipientCounts(document: SopsDocument): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of document.metadata.recipients) counts[r.kind] = (counts[r.kind] ?? 0) + 1;
+  return counts;
+}
