@@ -4,13 +4,21 @@
 export type ScopeName = "system" | "for-users" | `user:${string}`;
 export type Platform = "linux" | "darwin";
 export type SecretFormat = "yaml" | "json" | "binary" | "dotenv" | "ini";
-export const SECRET_FORMATS = ["yaml", "json", "binary", "dotenv", "ini"] as const satisfies readonly SecretFormat[];
+export const SECRET_FORMATS = [
+  "yaml",
+  "json",
+  "binary",
+  "dotenv",
+  "ini",
+] as const satisfies readonly SecretFormat[];
 
 /**
  * Who should own a file, by sops-install-secrets' rule: a non-empty name is looked up in the
  * host's passwd/group database, otherwise the numeric id is used.
  */
-export type Principal = { readonly kind: "name"; readonly name: string } | { readonly kind: "id"; readonly id: number };
+export type Principal =
+  | { readonly kind: "name"; readonly name: string }
+  | { readonly kind: "id"; readonly id: number };
 
 interface DeclaredFileBase {
   readonly name: string;

@@ -75,7 +75,8 @@ export class RootFs {
   /** Reads a host path (following links inside the root), at most `maxBytes`. */
   readText(hostPath: string, maxBytes = 1 << 20): string | { error: string } {
     const resolved = this.resolve(hostPath);
-    if (resolved.state !== "resolved") return { error: resolved.state === "inaccessible" ? resolved.errno : "ENOENT" };
+    if (resolved.state !== "resolved")
+      return { error: resolved.state === "inaccessible" ? resolved.errno : "ENOENT" };
     return this.readRealText(resolved.path, maxBytes);
   }
 
@@ -125,7 +126,15 @@ export class RootFs {
   }
 }
 
-const directoryFacts: PresentFacts = { type: "directory", mode: 0o755, uid: 0, gid: 0, size: 0, mtimeMs: 0, ino: 0 };
+const directoryFacts: PresentFacts = {
+  type: "directory",
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  size: 0,
+  mtimeMs: 0,
+  ino: 0,
+};
 
 function splitPath(p: string): string[] {
   return p.split("/").filter((s) => s !== "" && s !== ".");

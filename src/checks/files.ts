@@ -1,0 +1,136 @@
+// Per-file checks: every declared secret and template in the generation the link points to.
+
+import type { Accounts, DeclaredFile, Principal } from "../core/model.js";
+import type { FileObservation, ObservedScope } from "../core/observation.js";
+import type { Problem } from "../core/problems.js";
+import { describeFacts, octal, problem } from "./common.js";
+import type { CheckFamily } from "./family.js";
+
+export const filesFamily: CheckFamily = {
+  name: "files",
+  run: (input) => input.scopes.flatMap((s) => checkFiles(s, input.host.accounts)),
+};
+
+export function checkFiles(observed: ObservedScope, accounts: Accounts): Problem[] {
+  const problems: Problem[] = [];
+  const scopeName = observed.declared.scope;
+  for (const file of observed.files) {
+    problems.push(...checkOwnership(file, accounts, observed));
+    if (file.generationPath === null) continue;
+    const d = file.declared;
+    const at = (
+      code: Parameters<typeof problem>[0],
+      message: string,
+      severity: "critical" | "warning" = "critical",
+    ) => problem(code, severity, scopeName, d.name, file.generationPath ?? d.path, message);
+    const f = file.facts;
+    const gen = observed.generation?.number ?? "?";
+    if (f.state === "absent") {
+      problems.push(
+        at(
+          "missing",
+          `The ${d.kind} ${d.name} is absent from generation ${gen}. The last activation failed or was interrupted: check its log and run the switch again.`,
+        ),
+      );
+      continue;
+    }
+    if (f.state === "inaccessible") {
+      problems.push(
+        at(
+          "unreadable",
+          `The agent may not look at ${file.generationPath} (${f.errno}); run it as root or with CAP_DAC_READ_SEARCH.`,
+          "warning",
+        ),
+      );
+      continue;
+    }
+    if (f.type !== "file") {
+      problems.push(
+        at(
+          "not_regular_file",
+          `${file.generationPath} is ${describeFacts(f)}, not a regular file. Re-run the activation.`,
+        ),
+      );
+      continue;
+    }
+    if (!modeMatches(d, f.mode)) {
+      problems.push(
+        at(
+          "wrong_mode",
+          `Mode is ${octal(f.mode)}, declared ${d.modeText}${d.kind === "secret" ? " (umask may clear group/other write bits only)" : ""}. Something changed it after activation: run the switch again, and find what chmods it.`,
+        ),
+      );
+    }
+    const owner = expectedId(d.owner, accounts, "users");
+    if (owner !== null && owner !== f.uid) {
+      problems.push(
+        at(
+          "wrong_owner",
+          `Owner is uid ${f.uid}, declared ${principalText(d.owner)} (uid ${owner}). Run the switch again; if it persists, check for a chown after activation.`,
+        ),
+      );
+    }
+    const group = expectedId(d.group, accounts, "groups");
+    if (group !== null && group !== f.gid) {
+      problems.push(
+        at(
+          "wrong_group",
+          `Group is gid ${f.gid}, declared ${principalText(d.group)} (gid ${group}). Run the switch again; if it persists, check for a chgrp after activation.`,
+        ),
+      );
+    }
+  }
+  return problems;
+}
+
+/**
+ * sops-install-secrets writes secrets under the process umask without a chmod, so only group/other
+ * write bits may be missing; templates are chmod'ed to the exact mode.
+ */
+export function modeMatches(declared: DeclaredFile, actual: number): boolean {
+  if (declared.kind === "template") return actual === declared.mode;
+  const clearedByUmask = declared.mode & ~actual;
+  return (actual & ~declared.mode) === 0 && (clearedByUmask & ~0o022) === 0;
+}
+
+/** The numeric id a principal stands for on this host, or null when the name is unknown. */
+export function expectedId(p: Principal, accounts: Accounts, table: "users" | "groups"): number | null {
+  if (p.kind === "id") return p.id;
+  const entry = table === "users" ? accounts.users.get(p.name) : accounts.groups.get(p.name);
+  return entry?.id ?? null;
+}
+
+function principalText(p: Principal): string {
+  return p.kind === "name" ? p.name : String(p.id);
+}
+
+function checkOwnership(file: FileObservation, accounts: Accounts, observed: ObservedScope): Problem[] {
+  const d = file.declared;
+  const problems: Problem[] = [];
+  const scope = observed.declared.scope;
+  if (d.owner.kind === "name" && !accounts.users.has(d.owner.name)) {
+    problems.push(
+      problem(
+        "unknown_owner",
+        "critical",
+        scope,
+        d.name,
+        d.path,
+        `The declared owner "${d.owner.name}" is not in /etc/passwd: sops-install-secrets aborts and installs no secret at all. Create the user (users.users.${d.owner.name}) or fix the owner.`,
+      ),
+    );
+  }
+  if (d.group.kind === "name" && !accounts.groups.has(d.group.name)) {
+    problems.push(
+      problem(
+        "unknown_group",
+        "critical",
+        scope,
+        d.name,
+        d.path,
+        `The declared group "${d.group.name}" is not in /etc/group: sops-install-secrets aborts and installs no secret at all. Create the group (users.groups.${d.group.name}) or fix the group.`,
+      ),
+    );
+  }
+  return problems;
+}

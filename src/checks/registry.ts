@@ -1,0 +1,17 @@
+// The check families, in the order their problems are reported. One line each, like node_exporter's
+// collector registration.
+
+import type { CheckFamily } from "./family.js";
+import { filesFamily } from "./files.js";
+import { generationFamily } from "./generation.js";
+import { keysFamily } from "./keys.js";
+import { linksFamily } from "./links.js";
+import { templatesFamily } from "./templates.js";
+
+export const CHECK_FAMILIES: readonly CheckFamily[] = [
+  generationFamily,
+  filesFamily,
+  linksFamily,
+  templatesFamily,
+  keysFamily,
+];

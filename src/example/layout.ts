@@ -1,0 +1,451 @@
+// Lays out a host tree the way sops-nix leaves one: manifests in a fake Nix store, the activation entry
+// points that name them, generation directories behind an absolute symlink, files with real modes and
+// owners, links for paths outside symlinkPath, and encrypted-looking sops files. Used by the tests, the
+// benchmarks and the bundled example host (modes and owners cannot live in git).
+
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export interface SecretSpec {
+  readonly name: string;
+  /** The decrypted value written into the generation. */
+  readonly value?: string;
+  readonly mode?: string;
+  readonly owner?: string | null;
+  readonly uid?: number;
+  readonly group?: string | null;
+  readonly gid?: number;
+  /** A path outside symlinkPath; a link to `<symlinkPath>/<name>` is created there. */
+  readonly path?: string;
+  readonly key?: string;
+  readonly format?: "yaml" | "json" | "binary" | "dotenv" | "ini";
+  /** Which sops file (by short name) holds it; default "secrets". */
+  readonly sopsFile?: string;
+}
+
+export interface TemplateSpec {
+  readonly name: string;
+  /** The rendered content written into the generation. */
+  readonly rendered?: string;
+  readonly mode?: string;
+  readonly owner?: string | null;
+  readonly uid?: number;
+  readonly group?: string | null;
+  readonly gid?: number;
+  readonly path?: string;
+}
+
+export interface ScopeSpec {
+  readonly secrets: readonly SecretSpec[];
+  readonly templates?: readonly TemplateSpec[];
+  readonly ageKeyFile?: string | null;
+  readonly ageSshKeyPaths?: readonly string[];
+  readonly sshKeyPaths?: readonly string[];
+  /** Generation number to lay out; 0 lays out nothing (sops-nix never ran). */
+  readonly generation?: number;
+  /** Age recipients written into this scope's sops files. */
+  readonly recipients?: readonly string[];
+}
+
+export interface UserSpec {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+}
+
+export interface HostSpec {
+  readonly users?: readonly UserSpec[];
+  readonly groups?: readonly { readonly name: string; readonly gid: number }[];
+  readonly activation?: "classic" | "systemd";
+  readonly system?: ScopeSpec;
+  readonly forUsers?: ScopeSpec;
+  /** home-manager scopes by user name; the runtime directory exists unless `loggedIn` is false. */
+  readonly homeManager?: readonly {
+    readonly user: string;
+    readonly scope: ScopeSpec;
+    readonly loggedIn?: boolean;
+  }[];
+}
+
+export interface LaidScope {
+  readonly scopeName: string;
+  readonly manifestPath: string;
+  readonly symlinkPath: string;
+  readonly mountPoint: string;
+  readonly userMode: boolean;
+  readonly owner: { uid: number; gid: number } | null;
+  readonly spec: ScopeSpec;
+}
+
+const ROOT_USER: UserSpec = { name: "root", uid: 0, gid: 0, home: "/root" };
+const KEYS_GID = 62;
+
+export class HostLayout {
+  readonly root: string;
+  readonly scopes = new Map<string, LaidScope>();
+  private readonly users: UserSpec[];
+  private readonly groups: { name: string; gid: number }[];
+  private readonly sopsFiles = new Map<string, { keys: Set<string>; recipients: Set<string> }>();
+
+  constructor(root: string, spec: HostSpec) {
+    this.root = root;
+    this.users = [ROOT_USER, ...(spec.users ?? [])];
+    this.groups = [{ name: "root", gid: 0 }, { name: "keys", gid: KEYS_GID }, ...(spec.groups ?? [])];
+  }
+
+  /** The real path of a host path inside the layout. */
+  real(hostPath: string): string {
+    return path.join(this.root, hostPath);
+  }
+
+  user(name: string): UserSpec {
+    const found = this.users.find((u) => u.name === name);
+    if (found === undefined) throw new Error(`layout: no user ${name}`);
+    return found;
+  }
+
+  writeFile(hostPath: string, content: string | Buffer, mode = 0o644, uid = 0, gid = 0): void {
+    const real = this.real(hostPath);
+    fs.mkdirSync(path.dirname(real), { recursive: true });
+    fs.writeFileSync(real, content);
+    fs.chmodSync(real, mode);
+    chownIfRoot(real, uid, gid);
+  }
+
+  /** Creates or atomically replaces a symlink, the way sops-install-secrets swaps links. */
+  symlink(hostPath: string, target: string): void {
+    const real = this.real(hostPath);
+    fs.mkdirSync(path.dirname(real), { recursive: true });
+    const tmp = `${real}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`;
+    fs.symlinkSync(target, tmp);
+    fs.renameSync(tmp, real);
+  }
+
+  writeAccounts(): void {
+    const passwd = this.users.map((u) => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh`).join("\n");
+    const group = this.groups.map((g) => `${g.name}:x:${g.gid}:`).join("\n");
+    this.writeFile("/etc/passwd", `${passwd}\n`);
+    this.writeFile("/etc/group", `${group}\n`);
+    for (const u of this.users) fs.mkdirSync(this.real(u.home), { recursive: true });
+  }
+
+  /** Looks a name up the way sops-install-secrets does, for laying files out with numeric ids. */
+  private ownerOf(
+    name: string | null | undefined,
+    id: number | undefined,
+    table: "users" | "groups",
+  ): number {
+    if (name === null || name === undefined || name === "") return id ?? 0;
+    const entry =
+      table === "users"
+        ? this.users.find((u) => u.name === name)?.uid
+        : this.groups.find((g) => g.name === name)?.gid;
+    // An unknown name: sops-nix would abort; lay the file out as root so the test sees the declared name fail.
+    return entry ?? 0;
+  }
+
+  /** Writes the manifest and lays out one generation of a scope. */
+  addScope(scopeName: string, scope: ScopeSpec, user: UserSpec | null): LaidScope {
+    const userMode = user !== null;
+    const runtime = user === null ? null : `/run/user/${user.uid}`;
+    const symlinkPath =
+      user !== null
+        ? `${user.home}/.config/sops-nix/secrets`
+        : scopeName === "for-users"
+          ? "/run/secrets-for-users"
+          : "/run/secrets";
+    const mountPoint = user !== null ? `${runtime}/secrets.d` : `${symlinkPath}.d`;
+    const manifestPath = `/nix/store/${storeHash(`manifest-${scopeName}`)}-manifest${scopeName === "for-users" ? "-for-users" : ""}.json`;
+    const manifest = this.manifestJson(scope, symlinkPath, userMode ? "%r/secrets.d" : mountPoint, userMode);
+    this.writeFile(manifestPath, JSON.stringify(manifest));
+    this.writeSopsFiles(scope);
+    const laid: LaidScope = {
+      scopeName,
+      manifestPath,
+      symlinkPath,
+      mountPoint,
+      userMode,
+      owner: user === null ? null : { uid: user.uid, gid: user.gid },
+      spec: scope,
+    };
+    this.scopes.set(scopeName, laid);
+    const generation = scope.generation ?? 1;
+    if (generation > 0) this.layGeneration(laid, generation);
+    return laid;
+  }
+
+  private manifestJson(scope: ScopeSpec, symlinkPath: string, mountPoint: string, userMode: boolean): object {
+    const secrets = scope.secrets.map((s) => ({
+      name: s.name,
+      key: s.key ?? s.name,
+      path: s.path ?? `${symlinkPath}/${s.name}`,
+      format: s.format ?? "yaml",
+      mode: s.mode ?? "0400",
+      sopsFile: sopsStorePath(s.sopsFile ?? "secrets"),
+      ...(userMode
+        ? {}
+        : {
+            owner: s.owner ?? null,
+            uid: s.uid ?? 0,
+            group: s.group ?? null,
+            gid: s.gid ?? 0,
+            neededForUsers: false,
+            restartUnits: [],
+            reloadUnits: [],
+            sopsFileHash: "",
+          }),
+    }));
+    const templates = (scope.templates ?? []).map((t) => ({
+      name: t.name,
+      path: t.path ?? `${symlinkPath}/rendered/${t.name}`,
+      content: "",
+      file: `/nix/store/${storeHash(`template-${t.name}`)}-${t.name}`,
+      mode: t.mode ?? "0400",
+      ...(userMode
+        ? {}
+        : { owner: t.owner ?? null, uid: t.uid ?? 0, group: t.group ?? null, gid: t.gid ?? 0 }),
+    }));
+    return {
+      secrets,
+      templates,
+      placeholderBySecretName: {},
+      secretsMountPoint: mountPoint,
+      symlinkPath,
+      keepGenerations: 1,
+      sshKeyPaths: scope.sshKeyPaths ?? [],
+      gnupgHome: null,
+      ageKeyFile: scope.ageKeyFile ?? null,
+      ageSshKeyPaths: scope.ageSshKeyPaths ?? [],
+      ...(userMode ? {} : { useTmpfs: false }),
+      userMode,
+      logging: { keyImport: true, secretChanges: true },
+    };
+  }
+
+  /**
+   * Encrypted-looking sops files: plaintext keys, ENC[…] leaves of random bytes, age recipients. Scopes
+   * may share a file, as hosts share one secrets.yaml: it holds the union of their keys and recipients.
+   */
+  private writeSopsFiles(scope: ScopeSpec): void {
+    for (const s of scope.secrets) {
+      const file = s.sopsFile ?? "secrets";
+      const entry = this.sopsFiles.get(file) ?? { keys: new Set<string>(), recipients: new Set<string>() };
+      entry.keys.add(s.key ?? s.name);
+      for (const r of scope.recipients ?? []) entry.recipients.add(r);
+      this.sopsFiles.set(file, entry);
+    }
+    for (const [file, entry] of this.sopsFiles) {
+      this.writeFile(sopsStorePath(file), sopsYaml([...entry.keys], [...entry.recipients]), 0o444);
+    }
+  }
+
+  /** Lays out generation N of a scope and points symlinkPath at it, as one sops-install-secrets run does. */
+  layGeneration(laid: LaidScope, generation: number): string {
+    const genDir = `${laid.mountPoint}/${generation}`;
+    const ids = (uid: number, gid: number): [number, number] =>
+      laid.owner === null ? [uid, gid] : [laid.owner.uid, laid.owner.gid];
+    const dirGid = laid.owner === null ? KEYS_GID : laid.owner.gid;
+    const dirUid = laid.owner === null ? 0 : laid.owner.uid;
+    this.mkdir(laid.mountPoint, 0o751, dirUid, dirGid);
+    this.mkdir(genDir, 0o751, dirUid, dirGid);
+    for (const s of laid.spec.secrets) {
+      this.mkdirParents(genDir, s.name, dirUid, dirGid);
+      const [uid, gid] = ids(this.ownerOf(s.owner, s.uid, "users"), this.ownerOf(s.group, s.gid, "groups"));
+      // sops-install-secrets writes secrets under the process umask (022).
+      this.writeFile(
+        `${genDir}/${s.name}`,
+        s.value ?? `value-of-${s.name}`,
+        parseInt(s.mode ?? "0400", 8) & ~0o022,
+        uid,
+        gid,
+      );
+    }
+    for (const t of laid.spec.templates ?? []) {
+      this.mkdirParents(`${genDir}/rendered`, t.name, dirUid, dirGid);
+      const [uid, gid] = ids(this.ownerOf(t.owner, t.uid, "users"), this.ownerOf(t.group, t.gid, "groups"));
+      this.writeFile(
+        `${genDir}/rendered/${t.name}`,
+        t.rendered ?? `rendered ${t.name}\n`,
+        parseInt(t.mode ?? "0400", 8),
+        uid,
+        gid,
+      );
+    }
+    this.symlink(laid.symlinkPath, genDir);
+    for (const s of laid.spec.secrets) {
+      if (s.path !== undefined && s.path !== `${laid.symlinkPath}/${s.name}`)
+        this.symlink(s.path, `${laid.symlinkPath}/${s.name}`);
+    }
+    for (const t of laid.spec.templates ?? []) {
+      if (t.path !== undefined && t.path !== `${laid.symlinkPath}/rendered/${t.name}`)
+        this.symlink(t.path, `${laid.symlinkPath}/rendered/${t.name}`);
+    }
+    return genDir;
+  }
+
+  /**
+   * The next generation, exactly as sops-install-secrets switches: write N+1, swap the link by a rename,
+   * then delete the old generation at once (keepGenerations = 1).
+   */
+  switchGeneration(scopeName: string): number {
+    const laid = this.scopes.get(scopeName);
+    if (laid === undefined) throw new Error(`layout: no scope ${scopeName}`);
+    const current = fs.readlinkSync(this.real(laid.symlinkPath));
+    const n = Number(path.basename(current));
+    this.layGeneration(laid, n + 1);
+    fs.rmSync(this.real(current), { recursive: true, force: true });
+    return n + 1;
+  }
+
+  private mkdir(hostPath: string, mode: number, uid: number, gid: number): void {
+    const real = this.real(hostPath);
+    fs.mkdirSync(real, { recursive: true });
+    fs.chmodSync(real, mode);
+    chownIfRoot(real, uid, gid);
+  }
+
+  private mkdirParents(base: string, name: string, uid: number, gid: number): void {
+    const parts = name.split("/").slice(0, -1);
+    let dir = base;
+    for (const p of parts) {
+      dir = `${dir}/${p}`;
+      this.mkdir(dir, 0o751, uid, gid);
+    }
+  }
+}
+
+/** Only root may give files away; an unprivileged user's example host keeps its own ids (and declares them). */
+function chownIfRoot(real: string, uid: number, gid: number): void {
+  if (process.getuid?.() === 0) fs.lchownSync(real, uid, gid);
+}
+
+/** A deterministic fake store hash: 32 characters of Nix's base32 alphabet. */
+export function storeHash(seed: string): string {
+  const alphabet = "0123456789abcdfghijklmnpqrsvwxyz";
+  const digest = createHash("sha256").update(seed).digest();
+  let out = "";
+  for (let i = 0; i < 32; i++) out += alphabet[(digest[i] ?? 0) % 32];
+  return out;
+}
+
+export function sopsStorePath(shortName: string): string {
+  return `/nix/store/${storeHash(`sops-${shortName}`)}-${shortName}.yaml`;
+}
+
+function encBlob(type: string): string {
+  const b64 = (n: number) => randomBytes(n).toString("base64");
+  return `ENC[AES256_GCM,data:${b64(12)},iv:${b64(32)},tag:${b64(16)},type:${type}]`;
+}
+
+/** A YAML sops document whose keys are the given `/`-separated paths. */
+export function sopsYaml(keys: readonly string[], recipients: readonly string[]): string {
+  const tree: Record<string, unknown> = {};
+  for (const key of keys) {
+    const parts = key === "" ? ["data"] : key.split("/");
+    let node = tree;
+    for (const [i, part] of parts.entries()) {
+      if (i === parts.length - 1) node[part] = encBlob("str");
+      else {
+        node[part] ??= {};
+        node = node[part] as Record<string, unknown>;
+      }
+    }
+  }
+  const lines: string[] = [];
+  const emit = (node: Record<string, unknown>, indent: string) => {
+    for (const [k, v] of Object.entries(node)) {
+      if (typeof v === "string") lines.push(`${indent}${k}: ${v}`);
+      else {
+        lines.push(`${indent}${k}:`);
+        emit(v as Record<string, unknown>, `${indent}    `);
+      }
+    }
+  };
+  emit(tree, "");
+  lines.push("sops:", "    age:");
+  for (const r of recipients) {
+    lines.push(
+      `        - recipient: ${r}`,
+      "          enc: |",
+      "            -----BEGIN AGE ENCRYPTED FILE-----",
+      `            ${randomBytes(48).toString("base64")}`,
+      "            -----END AGE ENCRYPTED FILE-----",
+    );
+  }
+  lines.push(
+    '    lastmodified: "2026-11-01T10:00:00Z"',
+    `    mac: ${encBlob("str")}`,
+    "    unencrypted_suffix: _unencrypted",
+    "    version: 3.9.4",
+  );
+  return `${lines.join("\n")}\n`;
+}
+
+/** Lays out a whole host: accounts, scopes, and the entry points discovery reads. */
+export function layoutHost(root: string, spec: HostSpec): HostLayout {
+  const host = new HostLayout(root, spec);
+  host.writeAccounts();
+  const systemManifests: string[] = [];
+  if (spec.system !== undefined)
+    systemManifests.push(host.addScope("system", spec.system, null).manifestPath);
+  if (spec.forUsers !== undefined)
+    systemManifests.push(host.addScope("for-users", spec.forUsers, null).manifestPath);
+  if (systemManifests.length > 0) writeSystemEntryPoints(host, systemManifests, spec.activation ?? "classic");
+  for (const hm of spec.homeManager ?? []) {
+    const user = host.user(hm.user);
+    const laid = host.addScope(`user:${hm.user}`, hm.scope, user);
+    writeHomeManagerUnit(host, user, laid.manifestPath);
+    if (hm.loggedIn !== false) fs.mkdirSync(host.real(`/run/user/${user.uid}`), { recursive: true });
+    if (hm.loggedIn === false)
+      fs.rmSync(host.real(`/run/user/${user.uid}`), { recursive: true, force: true });
+  }
+  return host;
+}
+
+const INSTALL = `/nix/store/${storeHash("sops-install-secrets")}-sops-install-secrets-0.0.1/bin/sops-install-secrets`;
+
+function writeSystemEntryPoints(
+  host: HostLayout,
+  manifests: readonly string[],
+  activation: "classic" | "systemd",
+): void {
+  const system = `/nix/store/${storeHash("system")}-nixos-system-example-26.05`;
+  if (activation === "classic") {
+    const snippets = manifests.map((m) => {
+      const forUsers = m.endsWith("-for-users.json");
+      return [
+        `#### Activation script snippet setupSecrets${forUsers ? "ForUsers" : ""}:`,
+        `_localstatus=0`,
+        `echo setting up secrets...`,
+        `${INSTALL}${forUsers ? " -ignore-passwd" : ""} ${m}`,
+      ].join("\n");
+    });
+    host.writeFile(`${system}/activate`, `#!/bin/sh\n${snippets.join("\n\n")}\n`, 0o555);
+  } else {
+    for (const m of manifests) {
+      const forUsers = m.endsWith("-for-users.json");
+      const unit = `sops-install-secrets${forUsers ? "-for-users" : ""}.service`;
+      const storeUnit = `/nix/store/${storeHash(unit)}-unit-${unit}/${unit}`;
+      host.writeFile(
+        storeUnit,
+        `[Unit]\nDescription=Setup secrets\n\n[Service]\nType=oneshot\nExecStart=${INSTALL}${forUsers ? " -ignore-passwd" : ""} ${m}\n`,
+      );
+      host.symlink(`/etc/systemd/system/${unit}`, storeUnit);
+    }
+    host.writeFile(`${system}/activate`, "#!/bin/sh\n# systemd-based activation\n", 0o555);
+  }
+  host.symlink("/run/current-system", system);
+}
+
+function writeHomeManagerUnit(host: HostLayout, user: UserSpec, manifest: string): void {
+  const script = `/nix/store/${storeHash(`sops-nix-user-${user.name}`)}-sops-nix-user`;
+  host.writeFile(script, `#!/bin/sh\nset -eu\n${INSTALL} -ignore-passwd ${manifest}\n`, 0o555);
+  const unit = `/nix/store/${storeHash(`hm-unit-${user.name}`)}-sops-nix.service`;
+  host.writeFile(
+    unit,
+    `[Unit]\nDescription=sops-nix activation\n\n[Service]\nType=oneshot\nExecStart=${script}\n\n[Install]\nWantedBy=default.target\n`,
+  );
+  host.symlink(`${user.home}/.config/systemd/user/sops-nix.service`, unit);
+}

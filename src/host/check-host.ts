@@ -1,0 +1,119 @@
+// One full check of a host: discover, parse, observe, check. The imperative shell around the pure core;
+// synchronous and never throwing for anything it reads, so the agent and `status` share it.
+
+import { execFileSync } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { runFamilies } from "../checks/engine.js";
+import { CHECK_FAMILIES } from "../checks/registry.js";
+import { sopsFamily } from "../checks/sops.js";
+import { emptyAccounts, parseGroup, parsePasswd } from "../core/accounts.js";
+import type { Accounts, DeclaredScope } from "../core/model.js";
+import { compareProblems, type Problem } from "../core/problems.js";
+import type { CheckRun, FamilyResult, HostRecipient } from "../core/report.js";
+import { buildStatus } from "../core/status.js";
+import type { SopsObservation } from "../sops/model.js";
+import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
+import { discoverManifests, explicitManifestRefs } from "./discovery.js";
+import { loadScopes } from "./load-scopes.js";
+import { observeHost, observeScope } from "./observe.js";
+import { RootFs } from "./rootfs.js";
+
+export interface CheckHostOptions {
+  readonly root: string;
+  /** `--manifest` paths; null means discover them. */
+  readonly manifests: readonly string[] | null;
+  readonly env: NodeJS.ProcessEnv;
+  /** Reused across runs so sops files are parsed once per content change. */
+  readonly sopsCache?: SopsFileCache;
+  /** Extra key files to check, from the agent's config. */
+  readonly extraKeyPaths?: readonly string[];
+}
+
+export function checkHost(opts: CheckHostOptions): CheckRun {
+  const startedAt = Date.now() / 1000;
+  const started = performance.now();
+  const fs = new RootFs(opts.root);
+  const accounts = readAccounts(fs);
+  const env = {
+    uid: process.getuid?.() ?? 0,
+    xdgRuntimeDir: opts.env.XDG_RUNTIME_DIR,
+    darwinUserTempDir: () => darwinUserTempDir(fs),
+  };
+  const platform = process.platform === "darwin" ? "darwin" : "linux";
+  const refs =
+    opts.manifests === null
+      ? discoverManifests(fs, accounts, env)
+      : explicitManifestRefs(fs, [...opts.manifests], accounts, env, platform);
+  const loaded = loadScopes(fs, refs);
+  const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
+  const observed = scopes.map((s) => observeScope(fs, s));
+  const host = observeHost(fs, accounts);
+
+  const sopsStarted = performance.now();
+  const cache = opts.sopsCache ?? new SopsFileCache();
+  let sops: SopsObservation = { files: new Map(), identities: new Map() };
+  let sopsRead: FamilyResult | null = null;
+  try {
+    sops = cache.observe(fs, scopes);
+  } catch (err) {
+    sopsRead = {
+      family: "sops-read",
+      ok: false,
+      durationSeconds: (performance.now() - sopsStarted) / 1000,
+      error: err instanceof Error ? err.message : "unknown error",
+    };
+  }
+  const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], { scopes: observed, host, sops });
+  const problems: Problem[] = [...loaded.problems, ...engine.problems].sort(compareProblems);
+  const recipients: HostRecipient[] = [...sops.identities.values()].flat();
+  return {
+    document: buildStatus(observed, problems, recipients),
+    families: sopsRead === null ? engine.families : [...engine.families, sopsRead],
+    observed,
+    sopsFiles: sopsFileSummaries(scopes, sops),
+    startedAt,
+    durationSeconds: (performance.now() - started) / 1000,
+  };
+}
+
+function readAccounts(fs: RootFs): Accounts {
+  const passwd = fs.readText("/etc/passwd");
+  const group = fs.readText("/etc/group");
+  const empty = emptyAccounts();
+  return {
+    users: typeof passwd === "string" ? parsePasswd(passwd) : empty.users,
+    groups: typeof group === "string" ? parseGroup(group) : empty.groups,
+  };
+}
+
+/** Extra key paths from the agent's config are checked as part of the system scope(s). */
+function withExtraKeys(scopes: DeclaredScope[], extra: readonly string[]): DeclaredScope[] {
+  if (extra.length === 0) return scopes;
+  return scopes.map((s) =>
+    s.userMode
+      ? s
+      : {
+          ...s,
+          keys: [
+            ...s.keys,
+            ...extra
+              .filter((p) => !s.keys.some((k) => k.path === p))
+              .map((path) => ({ path, role: "age-key-file" as const })),
+          ],
+        },
+  );
+}
+
+/** macOS' per-user temporary directory, which sops-nix uses for `%r`; only knowable on the live host. */
+function darwinUserTempDir(fs: RootFs): string | null {
+  if (process.platform !== "darwin" || fs.root !== "/") return null;
+  try {
+    return (
+      execFileSync("getconf", ["DARWIN_USER_TEMP_DIR"], { encoding: "utf8", timeout: 2000 })
+        .trim()
+        .replace(/\/$/, "") || null
+    );
+  } catch {
+    return null;
+  }
+}

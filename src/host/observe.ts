@@ -1,0 +1,112 @@
+// Observes the disk for each declared scope: one lstat per secret, plus the few reads the checks need.
+// The only secret content ever read is a rendered template, scanned for an unrendered placeholder in
+// memory and dropped.
+
+import * as path from "node:path";
+import type { PathFacts } from "../core/facts.js";
+import type { Accounts, DeclaredFile, DeclaredScope } from "../core/model.js";
+import type {
+  FileObservation,
+  GenerationObservation,
+  HostObservation,
+  KeyObservation,
+  ObservedScope,
+  SessionState,
+  StrayKeyLink,
+} from "../core/observation.js";
+import { hasUnrenderedPlaceholder } from "../core/placeholder.js";
+import { relativeInGeneration } from "../core/placement.js";
+import type { RootFs } from "./rootfs.js";
+
+const ABSENT: PathFacts = { state: "absent" };
+/** Rendered templates larger than this are not scanned: configs are small, and memory stays bounded. */
+const MAX_TEMPLATE_SCAN = 4 << 20;
+
+export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
+  const session = sessionOf(fs, scope);
+  const keys = scope.keys.map(
+    (key): KeyObservation => ({ key, facts: fs.lstat(key.path), resolution: fs.resolve(key.path) }),
+  );
+  const link = fs.lstat(scope.symlinkPath);
+  if (session === "inactive" || session === "unknown") {
+    return { declared: scope, session, link, generation: null, mountFsType: null, files: [], keys };
+  }
+  const generation = generationOf(fs, scope, link);
+  const generationDir =
+    generation?.resolution.state === "resolved" && generation.resolution.facts.type === "directory"
+      ? generation.resolution.path
+      : null;
+  const files: FileObservation[] = [];
+  for (const declared of scope.secrets) files.push(observeFile(fs, scope, declared, generationDir));
+  for (const declared of scope.templates) files.push(observeFile(fs, scope, declared, generationDir));
+  const mountFsType = scope.userMode || scope.platform !== "linux" ? null : fs.fsType(scope.mountPoint);
+  return { declared: scope, session, link, generation, mountFsType, files, keys };
+}
+
+function observeFile(
+  fs: RootFs,
+  scope: DeclaredScope,
+  declared: DeclaredFile,
+  generationDir: string | null,
+): FileObservation {
+  const rel = relativeInGeneration(declared);
+  const generationPath = generationDir === null ? null : `${generationDir}/${rel}`;
+  const facts = generationPath === null ? ABSENT : fs.lstat(generationPath);
+  let unrenderedPlaceholder: boolean | null = null;
+  if (
+    declared.kind === "template" &&
+    generationPath !== null &&
+    facts.state === "present" &&
+    facts.type === "file"
+  ) {
+    const text = fs.readRealText(generationPath, MAX_TEMPLATE_SCAN);
+    unrenderedPlaceholder = typeof text === "string" ? hasUnrenderedPlaceholder(text) : null;
+  }
+  const viaSymlinkPath = path.posix.join(scope.symlinkPath, rel);
+  const link =
+    path.posix.normalize(declared.path) === viaSymlinkPath
+      ? null
+      : { facts: fs.lstat(declared.path), resolution: fs.resolve(declared.path) };
+  return { declared, generationPath, facts, unrenderedPlaceholder, link };
+}
+
+function sessionOf(fs: RootFs, scope: DeclaredScope): SessionState {
+  if (scope.user === null) return "not-applicable";
+  if (scope.runtimeDir === null) return "unknown";
+  const dir = fs.resolve(scope.runtimeDir);
+  return dir.state === "resolved" && dir.facts.type === "directory" ? "active" : "inactive";
+}
+
+function generationOf(fs: RootFs, scope: DeclaredScope, link: PathFacts): GenerationObservation | null {
+  if (link.state !== "present" || link.type !== "symlink" || link.linkTarget === undefined) return null;
+  const raw = link.linkTarget;
+  const target = path.posix.normalize(
+    raw.startsWith("/") ? raw : path.posix.join(path.posix.dirname(scope.symlinkPath), raw),
+  );
+  const base = path.posix.basename(target);
+  const insideMount = path.posix.dirname(target) === path.posix.normalize(scope.mountPoint);
+  return {
+    target,
+    number: insideMount && /^[0-9]+$/.test(base) ? Number(base) : null,
+    insideMount,
+    resolution: fs.resolve(target),
+  };
+}
+
+/** `id_infrastructure` links in the places the first user's setup puts them. */
+export function observeHost(fs: RootFs, accounts: Accounts): HostObservation {
+  const candidates = new Set<string>(["/root/id_infrastructure"]);
+  for (const user of accounts.users.values()) {
+    if (user.home !== "" && user.home !== "/var/empty" && user.home !== "/nonexistent") {
+      candidates.add(path.posix.join(user.home, ".ssh/id_infrastructure"));
+    }
+  }
+  const strayKeyLinks: StrayKeyLink[] = [];
+  for (const candidate of [...candidates].sort()) {
+    const facts = fs.lstat(candidate);
+    if (facts.state === "present" && facts.type === "symlink") {
+      strayKeyLinks.push({ path: candidate, facts, resolution: fs.resolve(candidate) });
+    }
+  }
+  return { accounts, strayKeyLinks };
+}
