@@ -1,0 +1,349 @@
+// The agent's imperative shell: holds the config, runs checks off the scrape path (at start, on debounced
+// watch events, on the cron schedule, on reload), publishes each result whole, and logs deploy events.
+// What a publish means and how a switch is told apart are pure functions below, tested on their own.
+
+import * as path from "node:path";
+import { type ScheduledTask, schedule } from "node-cron";
+import { parsePasswd } from "../core/accounts.js";
+import type { ScopeName } from "../core/model.js";
+import type { ObservedScope } from "../core/observation.js";
+import type { CheckRun } from "../core/report.js";
+import { type CheckHostOptions, checkHost } from "../host/check-host.js";
+import { RootFs } from "../host/rootfs.js";
+import { SopsFileCache } from "../sops/reader.js";
+import { type AgentConfig, formatListen, type ListenAddress } from "./config.js";
+import { AgentServer } from "./http.js";
+import type { Logger } from "./logger.js";
+import { AgentMetrics, type GenerationSwitches, type PublishedState } from "./metrics.js";
+import { planWatches, SecretsWatcher, wantedPaths } from "./watcher.js";
+import { NO_WEB_CONFIG, type WebConfig } from "./web-config.js";
+
+/** How often a check is repeated when the generation it looked at vanished under it. */
+const MAX_ATTEMPTS = 5;
+
+export interface AgentOptions {
+  readonly config: AgentConfig;
+  readonly webConfig?: WebConfig;
+  readonly logger: Logger;
+  readonly env: NodeJS.ProcessEnv;
+  readonly version: string;
+  /** Injected in tests; checkHost otherwise. */
+  readonly check?: (opts: CheckHostOptions) => CheckRun;
+  readonly processMetrics?: boolean;
+  readonly debounceMs?: number;
+  readonly now?: () => number;
+}
+
+export interface GenerationSwitchEvent {
+  readonly event: "generation_switch";
+  readonly scope: ScopeName;
+  readonly generation: number;
+  readonly previous: number | null;
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly changed: readonly string[];
+  readonly healthy: boolean;
+  readonly problems: readonly string[];
+}
+
+export class Agent {
+  readonly metrics: AgentMetrics;
+  private config: AgentConfig;
+  private web: WebConfig;
+  private published: PublishedState | null = null;
+  private server: AgentServer | null = null;
+  private watcher: SecretsWatcher | null = null;
+  private cron: ScheduledTask | null = null;
+  private running: Promise<void> | null = null;
+  private pending = false;
+  private stopped = false;
+  private readonly switches = new Map<ScopeName, GenerationSwitches>();
+  private readonly sopsCache = new SopsFileCache();
+  private readonly opts: AgentOptions;
+  private readonly log: Logger;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.config = opts.config;
+    this.web = opts.webConfig ?? NO_WEB_CONFIG;
+    this.log = opts.logger;
+    this.metrics = new AgentMetrics(opts.version, { processMetrics: opts.processMetrics !== false });
+  }
+
+  /** The state /metrics and /status show, null before the first check. */
+  get state(): PublishedState | null {
+    return this.published;
+  }
+
+  get listenAddress(): ListenAddress | null {
+    return this.boundAddress;
+  }
+
+  private boundAddress: ListenAddress | null = null;
+
+  /** Listens first (so /readyz answers 503 during the first check), then checks, watches and schedules. */
+  async start(): Promise<ListenAddress> {
+    this.server = this.newServer(this.web);
+    this.boundAddress = await this.server.listen(this.config.listen);
+    this.watcher = new SecretsWatcher({
+      logger: this.log,
+      onChange: () => this.requestCheck(),
+      onEvent: () => this.metrics.watchEvent(),
+      onPolling: (p) => this.metrics.setWatchPolling(p),
+      debounceMs: this.opts.debounceMs ?? 50,
+    });
+    this.startCron();
+    await this.requestCheck();
+    return this.boundAddress;
+  }
+
+  /** Runs a check now, or once more after the running one; resolves when that check is published. */
+  requestCheck(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running !== null) {
+      this.pending = true;
+      return this.running;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** Applies a reloaded config and web config. Throws when the new listen address cannot be bound. */
+  async reload(config: AgentConfig, web: WebConfig): Promise<void> {
+    const old = this.config;
+    this.config = config;
+    this.log.level = config.logLevel;
+    if (config.schedule !== old.schedule) this.startCron();
+    const sameAddress = formatListen(config.listen) === formatListen(old.listen);
+    if (!sameAddress || this.server === null || !this.server.setWebConfig(web))
+      await this.rebind(config.listen, web, sameAddress);
+    this.web = web;
+    this.metrics.configReloaded(true);
+    this.log.info({ event: "config_reloaded", source: config.source }, "configuration reloaded");
+    if (
+      config.root !== old.root ||
+      JSON.stringify(config.manifests) !== JSON.stringify(old.manifests) ||
+      JSON.stringify(config.extraKeyPaths) !== JSON.stringify(old.extraKeyPaths)
+    )
+      void this.requestCheck();
+  }
+
+  /** A reload whose config was bad: the old one stays. */
+  reloadFailed(message: string): void {
+    this.metrics.configReloaded(false);
+    this.log.error(
+      { event: "config_reload_failed", error: message },
+      "configuration reload failed; keeping the old one",
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cron?.destroy();
+    this.cron = null;
+    await Promise.all([this.watcher?.close(), this.server?.close()]);
+    this.watcher = null;
+    this.server = null;
+  }
+
+  private async rebind(listen: ListenAddress, web: WebConfig, sameAddress: boolean): Promise<void> {
+    const next = this.newServer(web);
+    // The same port cannot be bound twice: close the old server first then.
+    if (sameAddress) await this.server?.close();
+    try {
+      this.boundAddress = await next.listen(listen);
+    } catch (err) {
+      if (sameAddress) {
+        this.server = this.newServer(this.web);
+        this.boundAddress = await this.server.listen(listen);
+      }
+      throw err;
+    }
+    if (!sameAddress) await this.server?.close();
+    this.server = next;
+  }
+
+  private newServer(web: WebConfig): AgentServer {
+    const metrics = this.metrics;
+    return new AgentServer({
+      logger: this.log,
+      webConfig: web,
+      webConfigFile: this.config.webConfigFile ?? "",
+      source: {
+        ready: () => this.published !== null,
+        metrics: () => metrics.render(),
+        metricsContentType: metrics.contentType,
+        status: () => this.published?.run.document ?? null,
+        version: this.opts.version,
+      },
+    });
+  }
+
+  private startCron(): void {
+    this.cron?.destroy();
+    this.cron = schedule(this.config.schedule, () => this.requestCheck(), {
+      name: "sops-agent-recheck",
+      noOverlap: true,
+    });
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.pending = false;
+      // Let queued I/O (scrapes, watch events) run before the synchronous check takes the thread.
+      await new Promise((r) => setImmediate(r));
+      if (this.stopped) return;
+      const run = await this.consistentCheck();
+      if (run === null || this.stopped) continue;
+      await this.publish(run);
+      this.retarget(run);
+    } while (this.pending && !this.stopped);
+  }
+
+  /** A check whose scopes did not swap generations under it; null when the host kept changing. */
+  private async consistentCheck(): Promise<CheckRun | null> {
+    const check = this.opts.check ?? checkHost;
+    const fs = new RootFs(this.config.root);
+    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+      const run = check({
+        root: this.config.root,
+        manifests: this.config.manifests,
+        env: this.opts.env,
+        sopsCache: this.sopsCache,
+        extraKeyPaths: this.config.extraKeyPaths,
+      });
+      this.metrics.observeCheckDuration(run.durationSeconds);
+      const torn = tornScopes(run, (p) => fs.lstat(p));
+      if (torn.length === 0) return run;
+      this.log.debug(
+        { event: "check_retry", attempt, scopes: torn },
+        "a generation vanished during the check; checking again",
+      );
+      await new Promise((r) => setImmediate(r));
+    }
+    this.log.warn(
+      { event: "check_unsettled", attempts: MAX_ATTEMPTS },
+      "the host kept switching generations; keeping the last state",
+    );
+    return null;
+  }
+
+  private async publish(run: CheckRun): Promise<void> {
+    const prev = this.published?.run ?? null;
+    const now = (this.opts.now ?? Date.now)() / 1000;
+    if (prev !== null) {
+      for (const event of generationSwitches(prev, run)) {
+        const sw = this.switches.get(event.scope) ?? { count: 0, lastSeconds: null };
+        this.switches.set(event.scope, { count: sw.count + 1, lastSeconds: now });
+        this.log.info(event, `${event.scope} switched to generation ${event.generation}`);
+      }
+    }
+    const state: PublishedState = { run, switches: new Map(this.switches) };
+    // Metrics first, then the pointer: /metrics and /status move to the new state together.
+    await this.metrics.publish(state);
+    this.published = state;
+  }
+
+  private retarget(run: CheckRun): void {
+    const watcher = this.watcher;
+    if (watcher === null) return;
+    const fs = new RootFs(this.config.root);
+    const passwd = fs.readText("/etc/passwd");
+    const homes =
+      typeof passwd === "string"
+        ? [...new Set([...parsePasswd(passwd).values()].map((u) => u.home))].filter(isPlausibleHome)
+        : [];
+    const plan = planWatches(
+      wantedPaths({ run, extraKeyPaths: this.config.extraKeyPaths, homes, platform: process.platform }),
+      fs,
+    );
+    // A directory watched only from now on may have changed since the check read it: look once more.
+    if (watcher.retarget(plan)) this.pending = true;
+  }
+}
+
+function isPlausibleHome(home: string): boolean {
+  return path.isAbsolute(home) && !["/", "/var/empty", "/nonexistent", "/dev/null"].includes(home);
+}
+
+/**
+ * Scopes that have problems and whose link moved or whose generation vanished since the check read them:
+ * the problems may be artefacts of a swap in progress, so the run is not published.
+ */
+export function tornScopes(
+  run: CheckRun,
+  lstat: (hostPath: string) => ReturnType<RootFs["lstat"]>,
+): ScopeName[] {
+  const withProblems = new Set<string>(run.document.problems.map((p) => p.scope));
+  const torn: ScopeName[] = [];
+  for (const scope of run.observed) {
+    if (!withProblems.has(scope.declared.scope)) continue;
+    const before = scope.link.state === "present" ? (scope.link.linkTarget ?? null) : null;
+    const now = lstat(scope.declared.symlinkPath);
+    const after = now.state === "present" ? (now.linkTarget ?? null) : null;
+    const vanished = scope.generation !== null && lstat(scope.generation.target).state === "absent";
+    if (before !== after || vanished) torn.push(scope.declared.scope);
+  }
+  return torn;
+}
+
+/** The deploy events between two published runs: scopes whose generation number changed. Pure. */
+export function generationSwitches(prev: CheckRun, next: CheckRun): GenerationSwitchEvent[] {
+  const before = new Map(prev.observed.map((s) => [s.declared.scope, s] as const));
+  const events: GenerationSwitchEvent[] = [];
+  for (const scope of next.observed) {
+    const name = scope.declared.scope;
+    const generation = scope.generation?.number ?? null;
+    const old = before.get(name);
+    const previous = old?.generation?.number ?? null;
+    if (generation === null || generation === previous) continue;
+    const diff = diffFiles(old ?? null, scope);
+    const problems = next.document.problems.filter((p) => p.scope === name);
+    events.push({
+      event: "generation_switch",
+      scope: name,
+      generation,
+      previous,
+      ...diff,
+      healthy: !problems.some((p) => p.severity === "critical"),
+      problems: [...new Set(problems.map((p) => p.code))].sort(),
+    });
+  }
+  return events;
+}
+
+interface FileStamp {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ino: number;
+}
+
+/** Names added, removed and changed (by size, mtime and inode — never by content). Templates as `rendered/<name>`. */
+function diffFiles(
+  old: ObservedScope | null,
+  next: ObservedScope,
+): { added: string[]; removed: string[]; changed: string[] } {
+  const stamps = (s: ObservedScope | null) => {
+    const m = new Map<string, FileStamp>();
+    for (const f of s?.files ?? []) {
+      if (f.facts.state !== "present") continue;
+      const name = f.declared.kind === "template" ? `rendered/${f.declared.name}` : f.declared.name;
+      m.set(name, { size: f.facts.size, mtimeMs: f.facts.mtimeMs, ino: f.facts.ino });
+    }
+    return m;
+  };
+  const a = stamps(old);
+  const b = stamps(next);
+  const added = [...b.keys()].filter((n) => !a.has(n)).sort();
+  const removed = [...a.keys()].filter((n) => !b.has(n)).sort();
+  const changed = [...b.entries()]
+    .filter(([n, s]) => {
+      const o = a.get(n);
+      return o !== undefined && (o.size !== s.size || o.mtimeMs !== s.mtimeMs || o.ino !== s.ino);
+    })
+    .map(([n]) => n)
+    .sort();
+  return { added, removed, changed };
+}

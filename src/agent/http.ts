@@ -1,0 +1,219 @@
+// The agent's HTTP endpoints. Handlers only read what the agent last published: a scrape never touches the
+// file system. TLS, client certificates, basic auth, headers and rate limiting follow exporter-toolkit's
+// web config so an operator's existing file works unchanged.
+
+import * as http from "node:http";
+import * as https from "node:https";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { StatusDocument } from "../core/report.js";
+import { formatListen, type ListenAddress } from "./config.js";
+import type { Logger } from "./logger.js";
+import { BasicAuth, clientCertAllowed, NO_WEB_CONFIG, tlsOptions, type WebConfig } from "./web-config.js";
+
+export interface HttpSource {
+  /** True once the first full check has been published. */
+  ready(): boolean;
+  metrics(): Promise<string>;
+  readonly metricsContentType: string;
+  status(): StatusDocument | null;
+  readonly version: string;
+}
+
+export interface AgentServerOptions {
+  readonly source: HttpSource;
+  readonly logger: Logger;
+  readonly webConfig?: WebConfig;
+  /** For errors about the certificate files; "" when there is none. */
+  readonly webConfigFile?: string;
+  readonly headersTimeoutMs?: number;
+  readonly requestTimeoutMs?: number;
+}
+
+const ROUTES = new Set(["/", "/metrics", "/healthz", "/readyz", "/status"]);
+const ALLOW = "GET, HEAD";
+
+export class AgentServer {
+  private server: http.Server | https.Server;
+  private web: WebConfig;
+  private auth: BasicAuth;
+  private bucket: { tokens: number; at: number } = { tokens: 0, at: 0 };
+  private readonly opts: AgentServerOptions;
+
+  constructor(opts: AgentServerOptions) {
+    this.opts = opts;
+    this.web = opts.webConfig ?? NO_WEB_CONFIG;
+    this.auth = new BasicAuth(this.web.basicAuthUsers);
+    this.server = this.create();
+  }
+
+  get tls(): boolean {
+    return this.web.tls !== null;
+  }
+
+  /** Listens; resolves with the bound address (port 0 picks a free one). */
+  listen(addr: ListenAddress): Promise<ListenAddress> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once("error", onError);
+      this.server.listen(addr.port, addr.host, () => {
+        this.server.off("error", onError);
+        const a = this.server.address() as AddressInfo;
+        this.opts.logger.info(
+          { event: "listening", address: formatListen({ host: a.address, port: a.port }), tls: this.tls },
+          "listening",
+        );
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  /**
+   * Applies a new web config. Auth, headers and certificates change in place; switching TLS on or off
+   * needs a new server: returns false then, and the caller restarts the server.
+   */
+  setWebConfig(web: WebConfig): boolean {
+    if ((web.tls === null) !== (this.web.tls === null)) return false;
+    if (web.tls !== null && this.server instanceof https.Server)
+      this.server.setSecureContext(tlsOptions(web.tls, this.opts.webConfigFile ?? ""));
+    this.web = web;
+    this.auth = new BasicAuth(web.basicAuthUsers);
+    return true;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      // Keep-alive connections of a scraper would otherwise hold the close up to keepAliveTimeout.
+      this.server.closeAllConnections();
+    });
+  }
+
+  private create(): http.Server | https.Server {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.opts.logger.error({ event: "http_error", err: String(err) }, "request failed");
+        if (!res.headersSent) this.send(req, res, 500, "text/plain; charset=utf-8", "internal error\n");
+        else res.destroy();
+      });
+    };
+    const server =
+      this.web.tls === null
+        ? http.createServer(handler)
+        : https.createServer(tlsOptions(this.web.tls, this.opts.webConfigFile ?? ""), handler);
+    if (server instanceof https.Server) {
+      // Policies that Node's handshake cannot express (any certificate, verify if given, allowed SANs).
+      server.on("secureConnection", (socket: TLSSocket) => {
+        const tls = this.web.tls;
+        if (tls === null) return;
+        const cert = socket.getPeerCertificate();
+        const present = cert !== null && typeof cert === "object" && Object.keys(cert).length > 0;
+        const sans =
+          present && typeof cert.subjectaltname === "string" ? cert.subjectaltname.split(/,\s*/) : [];
+        if (!clientCertAllowed(tls, { present, authorized: socket.authorized, subjectAltNames: sans }))
+          socket.destroy();
+      });
+    }
+    server.headersTimeout = this.opts.headersTimeoutMs ?? 10_000;
+    server.requestTimeout = this.opts.requestTimeoutMs ?? 30_000;
+    server.keepAliveTimeout = 5_000;
+    return server;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    for (const [k, v] of Object.entries(this.web.headers)) res.setHeader(k, v);
+    if (!this.takeToken()) {
+      this.send(req, res, 429, "text/plain; charset=utf-8", "too many requests\n");
+      return;
+    }
+    if (this.auth.enabled && !(await this.auth.check(req.headers.authorization))) {
+      res.setHeader("WWW-Authenticate", 'Basic realm="sops-agent", charset="UTF-8"');
+      this.send(req, res, 401, "text/plain; charset=utf-8", "unauthorized\n");
+      return;
+    }
+    const pathname = (req.url ?? "/").split("?")[0] ?? "/";
+    if (!ROUTES.has(pathname)) {
+      this.send(req, res, 404, "text/plain; charset=utf-8", "not found\n");
+      return;
+    }
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("Allow", ALLOW);
+      this.send(req, res, 405, "text/plain; charset=utf-8", "method not allowed\n");
+      return;
+    }
+    const src = this.opts.source;
+    switch (pathname) {
+      case "/metrics":
+        this.send(req, res, 200, src.metricsContentType, await src.metrics());
+        return;
+      case "/healthz":
+        this.send(req, res, 200, "text/plain; charset=utf-8", "ok\n");
+        return;
+      case "/readyz":
+        if (src.ready()) this.send(req, res, 200, "text/plain; charset=utf-8", "ready\n");
+        else this.send(req, res, 503, "text/plain; charset=utf-8", "not ready: the first check is running\n");
+        return;
+      case "/status": {
+        const doc = src.status();
+        if (doc === null)
+          this.send(req, res, 503, "text/plain; charset=utf-8", "not ready: the first check is running\n");
+        else this.send(req, res, 200, "application/json; charset=utf-8", `${JSON.stringify(doc, null, 2)}\n`);
+        return;
+      }
+      default:
+        this.send(req, res, 200, "text/html; charset=utf-8", landingPage(src.version));
+    }
+  }
+
+  /** Token bucket of exporter-toolkit's rate_limit. */
+  private takeToken(): boolean {
+    const limit = this.web.rateLimit;
+    if (limit === null) return true;
+    const now = Date.now() / 1000;
+    const b = this.bucket;
+    b.tokens = Math.min(limit.burst, b.tokens + (now - b.at) / limit.intervalSeconds);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private send(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    code: number,
+    type: string,
+    body: string,
+  ): void {
+    res.statusCode = code;
+    res.setHeader("Content-Type", type);
+    res.setHeader("Content-Length", Buffer.byteLength(body));
+    res.setHeader("Cache-Control", "no-store");
+    // Node sends no body for HEAD by itself; ending without one keeps that explicit.
+    if (req.method === "HEAD") res.end();
+    else res.end(body);
+  }
+}
+
+function landingPage(version: string): string {
+  const links = [
+    ["/metrics", "Metrics"],
+    ["/status", "Status (JSON, as `sops-agent status --json`)"],
+    ["/healthz", "Health"],
+    ["/readyz", "Readiness (ready after the first full check)"],
+  ]
+    .map(([href, text]) => `      <li><a href="${href}">${text}</a></li>`)
+    .join("\n");
+  return `<!DOCTYPE html>
+<html lang="en">
+  <head><meta charset="utf-8"><title>sops-agent</title></head>
+  <body>
+    <h1>sops-agent</h1>
+    <p>Health of decrypted sops-nix secrets. Version ${version}.</p>
+    <ul>
+${links}
+    </ul>
+  </body>
+</html>
+`;
+}

@@ -1,0 +1,113 @@
+// `sops-agent recipient`: prints age recipients — of key files given on the command line, or of the
+// host's own scopes — so they can be pasted into .sops.yaml. Only public keys are ever printed.
+
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { emptyAccounts, parseGroup, parsePasswd } from "../core/accounts.js";
+import type { Accounts } from "../core/model.js";
+import type { HostRecipient } from "../core/report.js";
+import { discoverManifests } from "../host/discovery.js";
+import { loadScopes } from "../host/load-scopes.js";
+import { RootFs } from "../host/rootfs.js";
+import { ageFromKeyFile } from "../sops/age.js";
+import { scopeIdentities } from "../sops/identities.js";
+import type { CliIo } from "./io.js";
+
+export type { CliIo } from "./io.js";
+
+export const RECIPIENT_HELP = `Usage: sops-agent recipient [--root DIR] [FILE...]
+
+Prints age recipients (age1…), one line per FILE in order. A FILE is an ssh-ed25519 public key, an
+OpenSSH private key (only its public half is read) or an age identity file. FILE paths are relative to the
+current directory, never under --root.
+
+Without FILE: the age recipients of the host's sops-nix scopes, derived from the keys their manifests
+name, as "<scope>\\t<recipient>\\t<key file>" lines.
+
+Options:
+  --root DIR    read the host as if DIR were / (only used without FILE)
+  -h, --help    show this help
+
+Exit status: 0 on success, 1 when the host has no age recipient, 2 for a bad FILE or usage error.
+`;
+
+/** Key files are small; anything bigger is not one. */
+const MAX_KEY_BYTES = 64 * 1024;
+
+export async function recipientCommand(args: string[], io: CliIo): Promise<number> {
+  let values: { root?: string | undefined; help?: boolean | undefined };
+  let files: string[];
+  try {
+    const parsed = parseArgs({
+      args,
+      options: { root: { type: "string" }, help: { type: "boolean", short: "h" } },
+      strict: true,
+      allowPositionals: true,
+    });
+    values = parsed.values;
+    files = parsed.positionals;
+  } catch (err) {
+    io.stderr(
+      `sops-agent recipient: ${err instanceof Error ? err.message : "bad arguments"}\n${RECIPIENT_HELP}`,
+    );
+    return 2;
+  }
+  if (values.help === true) {
+    io.stdout(RECIPIENT_HELP);
+    return 0;
+  }
+  if (files.length > 0) return fileRecipients(files, io);
+  const recipients = hostRecipients(values.root ?? "/", io.env);
+  if (recipients.length === 0) {
+    io.stderr(
+      "sops-agent recipient: no age recipient found: no manifest, or no readable age or ssh-ed25519 key\n",
+    );
+    return 1;
+  }
+  io.stdout(recipients.map((r) => `${r.scope}\t${r.recipient}\t${r.source}\n`).join(""));
+  return 0;
+}
+
+function fileRecipients(files: readonly string[], io: CliIo): number {
+  // Real paths: a RootFs at `/` still gives bounded reads and errno-only errors.
+  const fs = new RootFs("/");
+  const lines: string[] = [];
+  for (const file of files) {
+    const text = fs.readText(path.resolve(io.cwd, file), MAX_KEY_BYTES);
+    if (typeof text !== "string") {
+      io.stderr(`sops-agent recipient: ${file}: cannot read (${text.error})\n`);
+      return 2;
+    }
+    const result = ageFromKeyFile(text);
+    if (!result.ok) {
+      io.stderr(`sops-agent recipient: ${file}: ${result.reason}\n`);
+      return 2;
+    }
+    // An identity file may hold several identities; each recipient gets its own line.
+    lines.push(...result.recipients);
+  }
+  io.stdout(lines.map((l) => `${l}\n`).join(""));
+  return 0;
+}
+
+/** The host's own age recipients, per scope, from the manifests discovery finds under `root`. */
+export function hostRecipients(root: string, env: NodeJS.ProcessEnv): HostRecipient[] {
+  const fs = new RootFs(root);
+  const discoveryEnv = {
+    uid: process.getuid?.() ?? 0,
+    xdgRuntimeDir: env.XDG_RUNTIME_DIR,
+    darwinUserTempDir: () => null,
+  };
+  const { scopes } = loadScopes(fs, discoverManifests(fs, readAccounts(fs), discoveryEnv));
+  return scopes.flatMap((scope) => scopeIdentities(fs, scope));
+}
+
+function readAccounts(fs: RootFs): Accounts {
+  const passwd = fs.readText("/etc/passwd");
+  const group = fs.readText("/etc/group");
+  const empty = emptyAccounts();
+  return {
+    users: typeof passwd === "string" ? parsePasswd(passwd) : empty.users,
+    groups: typeof group === "string" ? parseGroup(group) : empty.groups,
+  };
+}

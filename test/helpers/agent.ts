@@ -1,0 +1,90 @@
+// Starts the real agent (`node dist/cli.js run`) on a test host and scrapes it, for the end-to-end tests
+// and the benchmark. The build is made once, only when dist/cli.js is missing.
+
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const PROJECT = fileURLToPath(new URL("../..", import.meta.url));
+export const CLI = `${PROJECT}dist/cli.js`;
+
+export function ensureBuilt(): void {
+  if (!existsSync(CLI)) execFileSync("npm", ["run", "build"], { cwd: PROJECT, stdio: "inherit" });
+}
+
+export interface RunningAgent {
+  readonly child: ChildProcess;
+  readonly base: string;
+  /** Every log line so far, parsed. */
+  readonly logs: Record<string, unknown>[];
+  metrics(): Promise<string>;
+  /** Sends SIGTERM; resolves with the exit code and how long the stop took. */
+  stop(): Promise<{ code: number | null; ms: number }>;
+}
+
+/** Spawns the agent on port 0 and waits until it says where it listens. */
+export async function startAgent(root: string, extra: string[] = []): Promise<RunningAgent> {
+  const child = spawn(process.execPath, [CLI, "run", "--root", root, "--listen", "127.0.0.1:0", ...extra], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, HOME: "/nonexistent" },
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const base = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error(`agent did not start: ${stderr}`)), 15_000);
+    child.on("exit", (code) => reject(new Error(`agent exited with ${code}: ${stderr}`)));
+    child.stdout?.on("data", (d: Buffer) => {
+      buf += d.toString();
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          logs.push(entry);
+          if (entry.event === "listening" && typeof entry.address === "string") {
+            clearTimeout(timer);
+            resolve(`http://${entry.address}`);
+          }
+        } catch {
+          // not a JSON line
+        }
+      }
+    });
+  });
+  return {
+    child,
+    base,
+    logs,
+    metrics: async () => (await fetch(`${base}/metrics`)).text(),
+    stop: () =>
+      new Promise((resolve) => {
+        const t = performance.now();
+        if (child.exitCode !== null) resolve({ code: child.exitCode, ms: 0 });
+        child.once("exit", (code) => resolve({ code, ms: performance.now() - t }));
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+/** Polls until `pred` holds (or throws after `timeoutMs`). */
+export async function waitFor<T>(
+  what: string,
+  f: () => Promise<T>,
+  pred: (v: T) => boolean,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < until) {
+    last = await f();
+    if (pred(last)) return last;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}; last: ${String(last).slice(0, 2000)}`);
+}

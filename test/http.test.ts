@@ -1,0 +1,142 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import * as https from "node:https";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import bcrypt from "bcryptjs";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import { AgentServer, type HttpSource } from "../src/agent/http.js";
+import { loadWebConfig, NO_WEB_CONFIG, parseWebConfig, type WebConfig } from "../src/agent/web-config.js";
+import type { StatusDocument } from "../src/core/report.js";
+import { requireTool } from "./helpers/tools.js";
+
+const logger = pino({ level: "silent" });
+const servers: AgentServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+function source(): HttpSource & { doc: StatusDocument | null } {
+  const s = {
+    doc: null as StatusDocument | null,
+    ready: () => s.doc !== null,
+    metrics: async () => "sops_healthy 1\n",
+    metricsContentType: "text/plain; version=0.0.4; charset=utf-8",
+    status: () => s.doc,
+    version: "9.9.9",
+  };
+  return s;
+}
+
+async function start(src: HttpSource, web: WebConfig = NO_WEB_CONFIG): Promise<string> {
+  const server = new AgentServer({ source: src, logger, webConfig: web });
+  servers.push(server);
+  const addr = await server.listen({ host: "127.0.0.1", port: 0 });
+  return `${web.tls === null ? "http" : "https"}://127.0.0.1:${addr.port}`;
+}
+
+describe("AgentServer", () => {
+  it("serves the endpoints and refuses the rest", async () => {
+    const src = source();
+    const base = await start(src);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    const post = await fetch(`${base}/metrics`, { method: "POST" });
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET, HEAD");
+    expect((await fetch(`${base}/readyz`)).status).toBe(503);
+    expect((await fetch(`${base}/status`)).status).toBe(503);
+    src.doc = { healthy: true, scopes: [], problems: [], secrets: [], recipients: [] };
+    expect((await fetch(`${base}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${base}/status`)).json()).toEqual(src.doc);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    const metrics = await fetch(`${base}/metrics?x=1`);
+    expect(metrics.headers.get("content-type")).toContain("text/plain");
+    expect(await metrics.text()).toBe("sops_healthy 1\n");
+    const head = await fetch(`${base}/metrics`, { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe("15");
+    expect(await head.text()).toBe("");
+    const landing = await (await fetch(`${base}/`)).text();
+    expect(landing).toContain('<a href="/metrics">');
+    expect(landing).toContain("9.9.9");
+  });
+
+  it("asks for basic auth and takes the right password only", async () => {
+    const hash = bcrypt.hashSync("pw", 4);
+    const web = parseWebConfig(
+      `basic_auth_users:\n  prom: "${hash}"\nhttp_server_config:\n  headers:\n    X-Frame-Options: deny\n`,
+      "/w.yml",
+    );
+    const base = await start(source(), web);
+    const auth = (u: string, p: string) => ({
+      authorization: `Basic ${Buffer.from(`${u}:${p}`).toString("base64")}`,
+    });
+    const none = await fetch(`${base}/metrics`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/^Basic realm=/);
+    expect((await fetch(`${base}/metrics`, { headers: auth("prom", "wrong") })).status).toBe(401);
+    expect((await fetch(`${base}/metrics`, { headers: auth("eve", "pw") })).status).toBe(401);
+    const ok = await fetch(`${base}/metrics`, { headers: auth("prom", "pw") });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("x-frame-options")).toBe("deny");
+  });
+
+  it("rate-limits like exporter-toolkit", async () => {
+    const web = parseWebConfig('rate_limit:\n  interval: "1m"\n  burst: 2\n', "/w.yml");
+    const base = await start(source(), web);
+    const codes = [];
+    for (let i = 0; i < 3; i++) codes.push((await fetch(`${base}/healthz`)).status);
+    expect(codes).toEqual([200, 200, 429]);
+  });
+
+  it("serves TLS with a certificate from the web config", async (ctx) => {
+    const openssl = requireTool(ctx, "openssl");
+    const dir = mkdtempSync(path.join(tmpdir(), "tls-"));
+    execFileSync(
+      openssl,
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        `${dir}/server.key`,
+        "-out",
+        `${dir}/server.crt`,
+      ],
+      { stdio: "ignore" },
+    );
+    await import("node:fs").then((fs) =>
+      fs.writeFileSync(
+        `${dir}/web.yml`,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+      ),
+    );
+    const web = loadWebConfig(`${dir}/web.yml`);
+    const base = await start(source(), web);
+    const ca = (await import("node:fs")).readFileSync(`${dir}/server.crt`, "utf8");
+    const get = (opts: https.RequestOptions) =>
+      new Promise<number>((resolve, reject) => {
+        https
+          .get(`${base}/healthz`, opts, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on("error", reject);
+      });
+    expect(await get({ ca })).toBe(200);
+    await expect(get({})).rejects.toThrow(/self[- ]signed/);
+    // Plain HTTP against the TLS port is not served.
+    await expect(fetch(`${base.replace("https:", "http:")}/healthz`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,228 @@
+import { describe, expect, it } from "vitest";
+import { AgentMetrics } from "../src/agent/metrics.js";
+import type { DeclaredScope, DeclaredSecret } from "../src/core/model.js";
+import type { FileObservation, ObservedScope } from "../src/core/observation.js";
+import type { Problem } from "../src/core/problems.js";
+import type { CheckRun } from "../src/core/report.js";
+import { buildStatus } from "../src/core/status.js";
+
+function secret(name: string, owner: DeclaredSecret["owner"] = { kind: "id", id: 0 }): DeclaredSecret {
+  return {
+    kind: "secret",
+    name,
+    path: `/run/secrets/${name}`,
+    mode: 0o400,
+    modeText: "0400",
+    owner,
+    group: { kind: "name", name: "keys" },
+    sopsFile: "/nix/store/x-secrets.yaml",
+    key: name,
+    format: "yaml",
+  };
+}
+
+function scope(names: readonly string[], generation = 3): ObservedScope {
+  const secrets = names.map((n, i) =>
+    secret(n, i === 0 ? { kind: "name", name: "nginx" } : { kind: "id", id: 0 }),
+  );
+  const declared: DeclaredScope = {
+    scope: "system",
+    manifestPath: "/nix/store/m-manifest.json",
+    platform: "linux",
+    userMode: false,
+    user: null,
+    runtimeDir: null,
+    symlinkPath: "/run/secrets",
+    mountPoint: "/run/secrets.d",
+    keys: [],
+    secrets,
+    templates: [],
+  };
+  const files: FileObservation[] = secrets.map((d, i) => ({
+    declared: d,
+    generationPath: `/run/secrets.d/${generation}/${d.name}`,
+    facts: {
+      state: "present",
+      type: "file",
+      mode: 0o400,
+      uid: 0,
+      gid: 62,
+      size: 10,
+      mtimeMs: 1_700_000_000_000 + i * 1000,
+      ino: 100 + i,
+    },
+    unrenderedPlaceholder: null,
+    link: null,
+  }));
+  return {
+    declared,
+    session: "not-applicable",
+    link: {
+      state: "present",
+      type: "symlink",
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtimeMs: 0,
+      ino: 1,
+      linkTarget: `/run/secrets.d/${generation}`,
+    },
+    generation: {
+      target: `/run/secrets.d/${generation}`,
+      number: generation,
+      insideMount: true,
+      resolution: { state: "absent", path: "" },
+    },
+    mountFsType: 0x858458f6,
+    files,
+    keys: [],
+  };
+}
+
+function run(observed: ObservedScope[], problems: Problem[] = []): CheckRun {
+  return {
+    document: buildStatus(observed, problems, []),
+    families: [
+      { family: "files", ok: true, durationSeconds: 0.001 },
+      { family: "sops", ok: false, durationSeconds: 0.002, error: "boom" },
+    ],
+    observed,
+    sopsFiles:
+      observed.length === 0
+        ? []
+        : [
+            {
+              scope: "system",
+              file: "/nix/store/x-secrets.yaml",
+              lastModifiedSeconds: 1_760_000_000,
+              recipients: { age: 2, pgp: 0 },
+            },
+          ],
+    startedAt: 1_800_000_000,
+    durationSeconds: 0.01,
+  };
+}
+
+const missing: Problem = {
+  code: "missing",
+  severity: "critical",
+  scope: "system",
+  subject: "b",
+  path: "/run/secrets/b",
+  message: "gone",
+};
+
+function lines(text: string, prefix: string): string[] {
+  return text.split("\n").filter((l) => l.startsWith(prefix));
+}
+
+describe("AgentMetrics", () => {
+  it("renders the contract series of a healthy run", async () => {
+    const m = new AgentMetrics("1.2.3", { processMetrics: false });
+    await m.publish({
+      run: run([scope(["a", "b"])]),
+      switches: new Map([["system", { count: 2, lastSeconds: 1_800_000_001 }]]),
+    });
+    const text = await m.render();
+    expect(lines(text, "sops_secret_ok{")).toEqual([
+      'sops_secret_ok{scope="system",kind="secret",name="a"} 1',
+      'sops_secret_ok{scope="system",kind="secret",name="b"} 1',
+    ]);
+    expect(lines(text, "sops_secret_info{")[0]).toBe(
+      'sops_secret_info{scope="system",kind="secret",name="a",path="/run/secrets/a",mode="0400",owner="nginx",group="keys"} 1',
+    );
+    expect(lines(text, "sops_secret_info{")[1]).toContain('owner="0"');
+    expect(lines(text, "sops_secret_modified_timestamp_seconds{")[0]).toBe(
+      'sops_secret_modified_timestamp_seconds{scope="system",kind="secret",name="a"} 1700000000',
+    );
+    expect(lines(text, "sops_problems{")).toEqual([
+      'sops_problems{scope="system",severity="critical"} 0',
+      'sops_problems{scope="system",severity="warning"} 0',
+      'sops_problems{scope="system",severity="info"} 0',
+      'sops_problems{scope="host",severity="critical"} 0',
+      'sops_problems{scope="host",severity="warning"} 0',
+      'sops_problems{scope="host",severity="info"} 0',
+    ]);
+    expect(lines(text, "sops_problem{")).toEqual([]);
+    expect(lines(text, "sops_healthy{")).toContain('sops_healthy{scope="system"} 1');
+    expect(lines(text, "sops_generation{")).toEqual(['sops_generation{scope="system"} 3']);
+    expect(lines(text, "sops_generation_switches_total{")).toEqual([
+      'sops_generation_switches_total{scope="system"} 2',
+    ]);
+    expect(lines(text, "sops_generation_switch_timestamp_seconds{")).toEqual([
+      'sops_generation_switch_timestamp_seconds{scope="system"} 1800000001',
+    ]);
+    expect(lines(text, "sops_file_last_modified_timestamp_seconds{")).toEqual([
+      'sops_file_last_modified_timestamp_seconds{scope="system",file="/nix/store/x-secrets.yaml"} 1760000000',
+    ]);
+    expect(lines(text, "sops_file_recipients{")).toEqual([
+      'sops_file_recipients{scope="system",file="/nix/store/x-secrets.yaml",kind="age"} 2',
+      'sops_file_recipients{scope="system",file="/nix/store/x-secrets.yaml",kind="pgp"} 0',
+    ]);
+    expect(lines(text, "sops_agent_check_success{")).toEqual([
+      'sops_agent_check_success{check="files"} 1',
+      'sops_agent_check_success{check="sops"} 0',
+    ]);
+    expect(lines(text, "sops_agent_build_info{")).toEqual(['sops_agent_build_info{version="1.2.3"} 1']);
+    expect(lines(text, "sops_agent_last_check_timestamp_seconds ")).toEqual([
+      "sops_agent_last_check_timestamp_seconds 1800000000",
+    ]);
+    expect(lines(text, "sops_agent_config_last_reload_successful ")).toEqual([
+      "sops_agent_config_last_reload_successful 1",
+    ]);
+    expect(lines(text, "sops_agent_watch_events_total ")).toEqual(["sops_agent_watch_events_total 0"]);
+  });
+
+  it("shows problems while they last and drops series of removed secrets", async () => {
+    const m = new AgentMetrics("1", { processMetrics: false });
+    await m.publish({ run: run([scope(["a", "b"])], [missing]), switches: new Map() });
+    let text = await m.render();
+    expect(lines(text, "sops_problem{")).toEqual([
+      'sops_problem{scope="system",subject="b",code="missing",severity="critical"} 1',
+    ]);
+    expect(lines(text, "sops_secret_ok{")).toContain(
+      'sops_secret_ok{scope="system",kind="secret",name="b"} 0',
+    );
+    expect(lines(text, "sops_healthy{")).toContain('sops_healthy{scope="system"} 0');
+    expect(lines(text, 'sops_problems{scope="system",severity="critical"}')).toEqual([
+      'sops_problems{scope="system",severity="critical"} 1',
+    ]);
+
+    await m.publish({ run: run([scope(["a"])]), switches: new Map() });
+    text = await m.render();
+    expect(lines(text, "sops_problem{")).toEqual([]);
+    expect(text).not.toContain('name="b"');
+
+    await m.publish({ run: run([]), switches: new Map() });
+    text = await m.render();
+    expect(text).not.toContain('scope="system"');
+    expect(lines(text, "sops_healthy{")).toEqual(['sops_healthy{scope="host"} 1']);
+  });
+
+  it("counts watch events, reloads and polling in the live part", async () => {
+    const m = new AgentMetrics("1", { processMetrics: false });
+    m.watchEvent();
+    m.watchEvent(2);
+    m.configReloaded(false);
+    m.setWatchPolling(true);
+    m.observeCheckDuration(0.02);
+    const text = await m.render();
+    expect(text).toContain("sops_agent_watch_events_total 3");
+    expect(text).toContain("sops_agent_config_last_reload_successful 0");
+    expect(text).toContain("sops_agent_watch_polling 1");
+    expect(text).toContain("sops_agent_check_duration_seconds_count 1");
+  });
+
+  it("serves 10,000 secrets from the cached text quickly", async () => {
+    const names = Array.from({ length: 10_000 }, (_, i) => `s${i}`);
+    const m = new AgentMetrics("1");
+    await m.publish({ run: run([scope(names)]), switches: new Map() });
+    await m.render();
+    const t = performance.now();
+    const text = await m.render();
+    const ms = performance.now() - t;
+    expect(lines(text, "sops_secret_ok{")).toHaveLength(10_000);
+    expect(ms).toBeLessThan(60);
+  });
+});
