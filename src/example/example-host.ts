@@ -5,12 +5,23 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { bech32 } from "@scure/base";
+import { x25519PublicToAge } from "../sops/age.js";
 import { type HostLayout, type HostSpec, layoutHost } from "./layout.js";
 
-/** The public half of the infrastructure identity; the example holds no private key material. */
-const INFRASTRUCTURE_RECIPIENT = "age1yt3tfqlfrwdwx0z0ynwplcr6qxcxfaqycuprpmy89nr83ltx74tqdpszlw";
+/**
+ * A throwaway age identity made for this example host alone, like `age-keygen` would: the agent derives
+ * the host's recipient from it, as it does from a real /root/id_infrastructure.
+ */
+export function exampleIdentity(): { readonly recipient: string; readonly file: string } {
+  const secret = x25519.utils.randomSecretKey();
+  const recipient = x25519PublicToAge(x25519.getPublicKey(secret));
+  const encoded = bech32.encode("age-secret-key-", bech32.toWords(secret), false).toUpperCase();
+  return { recipient, file: `# created: 2026-01-01T00:00:00Z\n# public key: ${recipient}\n${encoded}\n` };
+}
 
-export function exampleSpec(uid: number, gid: number): HostSpec {
+export function exampleSpec(uid: number, gid: number, recipient: string): HostSpec {
   // As root the example uses real service accounts; otherwise everything belongs to the current user,
   // who cannot give files away.
   const asRoot = uid === 0;
@@ -32,7 +43,7 @@ export function exampleSpec(uid: number, gid: number): HostSpec {
     ],
     system: {
       ageKeyFile: "/root/id_infrastructure",
-      recipients: [INFRASTRUCTURE_RECIPIENT],
+      recipients: [recipient],
       secrets: [
         {
           name: "postgres/password",
@@ -79,25 +90,30 @@ export function exampleSpec(uid: number, gid: number): HostSpec {
         },
       ],
     },
-    forUsers: {
-      ageKeyFile: "/root/id_infrastructure",
-      recipients: [INFRASTRUCTURE_RECIPIENT],
-      secrets: [
-        {
-          name: "alice-password-hash",
-          mode: "0400",
-          uid: asRoot ? 0 : uid,
-          gid: asRoot ? 0 : gid,
-          sopsFile: "users",
-        },
-      ],
-    },
+    // for-users secrets always belong to root (sops-nix runs it with -ignore-passwd): only root can lay it out.
+    ...(asRoot
+      ? {
+          forUsers: {
+            ageKeyFile: "/root/id_infrastructure",
+            recipients: [recipient],
+            secrets: [
+              {
+                name: "alice-password-hash",
+                mode: "0400",
+                uid: asRoot ? 0 : uid,
+                gid: asRoot ? 0 : gid,
+                sopsFile: "users",
+              },
+            ],
+          },
+        }
+      : {}),
     homeManager: [
       {
         user: "alice",
         scope: {
           ageKeyFile: "/home/alice/.config/sops/age/keys.txt",
-          recipients: [INFRASTRUCTURE_RECIPIENT],
+          recipients: [recipient],
           secrets: [
             { name: "github-token", mode: "0400", sopsFile: "workstation" },
             { name: "ssh-work-key", mode: "0400", path: "/home/alice/.ssh/id_work", sopsFile: "workstation" },
@@ -126,9 +142,10 @@ export function layoutExampleHost(root = exampleRoot()): HostLayout {
   fs.rmSync(root, { recursive: true, force: true });
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
-  const spec = exampleSpec(uid, gid);
+  const identity = exampleIdentity();
+  const spec = exampleSpec(uid, gid, identity.recipient);
   const host = layoutHost(root, spec);
-  const keyFile = `# created: 2026-01-01T00:00:00Z\n# public key: ${INFRASTRUCTURE_RECIPIENT}\n`;
+  const keyFile = identity.file;
   host.writeFile("/root/id_infrastructure", keyFile, 0o600, uid === 0 ? 0 : uid, uid === 0 ? 0 : gid);
   const alice = spec.users?.find((u) => u.name === "alice");
   host.writeFile(

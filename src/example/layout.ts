@@ -109,6 +109,8 @@ export class HostLayout {
   writeFile(hostPath: string, content: string | Buffer, mode = 0o644, uid = 0, gid = 0): void {
     const real = this.real(hostPath);
     fs.mkdirSync(path.dirname(real), { recursive: true });
+    // Replace rather than overwrite: read-only files (store paths are 0444) can be rewritten by non-root too.
+    fs.rmSync(real, { force: true });
     fs.writeFileSync(real, content);
     fs.chmodSync(real, mode);
     chownIfRoot(real, uid, gid);

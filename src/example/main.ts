@@ -8,13 +8,13 @@ import { exampleRoot, layoutExampleHost } from "./example-host.js";
 
 const root = exampleRoot();
 const listen = process.env.SOPS_AGENT_EXAMPLE_LISTEN ?? DEFAULT_LISTEN;
-layoutExampleHost(root);
+const host = layoutExampleHost(root);
 const io = processIo();
 await main(["status", "--root", root], io);
 io.stdout(
   [
     "",
-    `Example host laid out in ${root} (a system scope, a for-users scope and the home-manager user alice).`,
+    `Example host laid out in ${root}, with the scopes ${[...host.scopes.keys()].join(", ")}.`,
     `Starting the agent on it. Scrape it:   curl http://${listen}/metrics`,
     `                       its status:     curl http://${listen}/status`,
     `Check it from another terminal:        node dist/cli.js status --root ${root}`,
