@@ -14,17 +14,17 @@ import type { CheckFamily, CheckInput } from "./family.js";
 export const sopsFamily: CheckFamily = { name: "sops", run };
 
 function run(input: CheckInput): Problem[] {
-  return input.scopes.flatMap(({ declared }) => {
+  const problems: Problem[] = [];
+  for (const { declared } of input.scopes) {
     const identities = input.sops.identities.get(declared.scope) ?? [];
-    return declared.secrets.flatMap((secret) =>
-      checkSecret(
-        declared,
-        secret,
-        viewFor(input.sops.files.get(secret.sopsFile), secret.format),
-        identities,
-      ),
-    );
-  });
+    // Many secrets share a file: decide recipients once per file and scope, not once per secret.
+    const verdicts = new Map<SopsDocument, RecipientVerdict | null>();
+    for (const secret of declared.secrets) {
+      const view = viewFor(input.sops.files.get(secret.sopsFile), secret.format);
+      for (const p of checkSecret(declared, secret, view, identities, verdicts)) problems.push(p);
+    }
+  }
+  return problems;
 }
 
 export function checkSecret(
@@ -32,6 +32,7 @@ export function checkSecret(
   secret: DeclaredSecret,
   view: SopsFileView,
   identities: readonly HostRecipient[],
+  verdicts: Map<SopsDocument, RecipientVerdict | null> = new Map(),
 ): Problem[] {
   const at = (code: Problem["code"], severity: Problem["severity"], message: string): Problem =>
     problem(code, severity, scope.scope, secret.name, secret.sopsFile, message);
@@ -52,11 +53,17 @@ export function checkSecret(
           `The sops file ${secret.sopsFile} of secret ${secret.name} cannot be read as ${secret.format}: ${view.reason}. Check the secret's format and re-encrypt the file with sops.`,
         ),
       ];
-    case "parsed":
-      return [
-        ...checkKey(secret, view.document, at),
-        ...checkRecipient(scope, secret, view.document, identities, at),
-      ];
+    case "parsed": {
+      let verdict = verdicts.get(view.document);
+      if (verdict === undefined) {
+        verdict = recipientVerdict(scope, view.document, identities);
+        verdicts.set(view.document, verdict);
+      }
+      const keyProblems = checkKey(secret, view.document, at);
+      return verdict === null
+        ? keyProblems
+        : [...keyProblems, at(verdict.code, verdict.severity, verdict.message(secret))];
+    }
   }
 }
 
@@ -99,53 +106,54 @@ function checkKey(secret: DeclaredSecret, document: SopsDocument, at: At): Probl
  *   fingerprint cannot be derived from public data, so `recipient_unverifiable` rather than a critical
  *   that may be false. Any other miss is `host_not_recipient` (critical), one per secret.
  */
-function checkRecipient(
+/** The recipient problem every secret of one file shares, if any; only the message names the secret. */
+interface RecipientVerdict {
+  readonly code: "recipient_unverifiable" | "host_not_recipient";
+  readonly severity: Problem["severity"];
+  readonly message: (secret: DeclaredSecret) => string;
+}
+
+function recipientVerdict(
   scope: DeclaredScope,
-  secret: DeclaredSecret,
   document: SopsDocument,
   identities: readonly HostRecipient[],
-  at: At,
-): Problem[] {
+): RecipientVerdict | null {
   const fileAge = ageRecipients(document);
   const others = otherKinds(document);
   if (fileAge.length === 0) {
-    return [
-      at(
-        "recipient_unverifiable",
-        "info",
+    return {
+      code: "recipient_unverifiable",
+      severity: "info",
+      message: (secret) =>
         `${secret.sopsFile} has no age recipient (only ${others.join(", ") || "none"}), so the agent cannot tell whether this host can decrypt secret ${secret.name}.${sshHint(others)}`,
-      ),
-    ];
+    };
   }
   if (identities.length === 0) {
-    return [
-      at(
-        "recipient_unverifiable",
-        "info",
+    return {
+      code: "recipient_unverifiable",
+      severity: "info",
+      message: (secret) =>
         `No age recipient could be derived from the keys of scope ${scope.scope} (missing, unreadable or RSA/GPG only), so the agent cannot tell whether it can decrypt ${secret.sopsFile}.`,
-      ),
-    ];
+    };
   }
   const mine = new Set(identities.map((i) => i.recipient));
-  if (fileAge.some((r) => mine.has(r))) return [];
+  if (fileAge.some((r) => mine.has(r))) return null;
   if (others.includes("pgp") && scope.keys.some((k) => k.role === "ssh-gpg")) {
-    return [
-      at(
-        "recipient_unverifiable",
-        "info",
+    return {
+      code: "recipient_unverifiable",
+      severity: "info",
+      message: (secret) =>
         `None of scope ${scope.scope}'s age identities is a recipient of ${secret.sopsFile}; it may still decrypt through GPG (sops.gnupg.sshKeyPaths), which the agent cannot verify.`,
-      ),
-    ];
+    };
   }
   const hostRecipient = identities[0]?.recipient ?? "";
   const withoutEnc = document.metadata.recipients.some((r) => mine.has(r.id) && !r.hasEnc);
-  return [
-    at(
-      "host_not_recipient",
-      "critical",
+  return {
+    code: "host_not_recipient",
+    severity: "critical",
+    message: (secret) =>
       `None of scope ${scope.scope}'s age identities (${identities.map((i) => i.recipient).join(", ")}) is a recipient of ${secret.sopsFile}${withoutEnc ? " with an encrypted data key" : ""}: activation will fail with "0 successful groups required, got 0". Add ${hostRecipient} to the matching creation rule in .sops.yaml and run \`sops updatekeys\` on the file.${sshHint(others)}`,
-    ),
-  ];
+  };
 }
 
 function otherKinds(document: SopsDocument): string[] {

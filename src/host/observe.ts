@@ -62,12 +62,16 @@ function observeFile(
     const text = fs.readRealText(generationPath, MAX_TEMPLATE_SCAN);
     unrenderedPlaceholder = typeof text === "string" ? hasUnrenderedPlaceholder(text) : null;
   }
-  const viaSymlinkPath = path.posix.join(scope.symlinkPath, rel);
-  const link =
-    path.posix.normalize(declared.path) === viaSymlinkPath
-      ? null
-      : { facts: fs.lstat(declared.path), resolution: fs.resolve(declared.path) };
+  const link = isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)
+    ? null
+    : { facts: fs.lstat(declared.path), resolution: fs.resolve(declared.path) };
   return { declared, generationPath, facts, unrenderedPlaceholder, link };
+}
+
+/** Whether a declared path is `<symlinkPath>/<rel>`, with the cheap string test first (it runs per secret). */
+function isUnderSymlinkPath(symlinkPath: string, rel: string, declaredPath: string): boolean {
+  if (declaredPath === `${symlinkPath}/${rel}`) return true;
+  return path.posix.normalize(declaredPath) === path.posix.join(symlinkPath, rel);
 }
 
 function sessionOf(fs: RootFs, scope: DeclaredScope): SessionState {

@@ -16,8 +16,9 @@ export class RootFs {
 
   /** The real path of a host path, without following any symlink. */
   real(hostPath: string): string {
-    const normal = path.posix.normalize(`/${hostPath}`);
-    return this.root === "/" ? normal : path.join(this.root, normal);
+    // The common case is an already clean absolute path: skip normalize, which costs on every lstat.
+    const normal = isCleanAbsolute(hostPath) ? hostPath : path.posix.normalize(`/${hostPath}`);
+    return this.root === "/" ? normal : this.root + normal;
   }
 
   /** lstat, with the link text for symlinks. Never throws. */
@@ -25,15 +26,15 @@ export class RootFs {
     const real = this.real(hostPath);
     let st: fs.Stats | undefined;
     try {
-      st = fs.lstatSync(real, { throwIfNoEntry: false });
+      st = fs.lstatSync(real, NO_THROW);
     } catch (err) {
       return errnoFacts(err);
     }
-    if (st === undefined) return { state: "absent" };
-    const facts = presentFacts(st);
-    if (facts.type !== "symlink") return { state: "present", ...facts };
+    if (st === undefined) return ABSENT;
+    const type = fileTypeOf(st);
+    if (type !== "symlink") return { state: "present", ...presentFacts(st, type) };
     try {
-      return { state: "present", ...facts, linkTarget: fs.readlinkSync(real) };
+      return { state: "present", ...presentFacts(st, type), linkTarget: fs.readlinkSync(real) };
     } catch (err) {
       return errnoFacts(err);
     }
@@ -126,6 +127,22 @@ export class RootFs {
   }
 }
 
+const NO_THROW = { throwIfNoEntry: false } as const;
+const ABSENT: PathFacts = { state: "absent" };
+
+/** True for `/a/b` forms that normalize would leave unchanged: no `//`, `.` or `..` segments. */
+function isCleanAbsolute(p: string): boolean {
+  return (
+    p.startsWith("/") &&
+    !p.includes("//") &&
+    !p.includes("/./") &&
+    !p.includes("/../") &&
+    !p.endsWith("/.") &&
+    !p.endsWith("/..") &&
+    (p.length === 1 || !p.endsWith("/"))
+  );
+}
+
 const directoryFacts: PresentFacts = {
   type: "directory",
   mode: 0o755,
@@ -147,9 +164,9 @@ export function fileTypeOf(st: fs.Stats): FileType {
   return "other";
 }
 
-function presentFacts(st: fs.Stats): PresentFacts {
+function presentFacts(st: fs.Stats, type: FileType): PresentFacts {
   return {
-    type: fileTypeOf(st),
+    type,
     mode: st.mode & 0o7777,
     uid: st.uid,
     gid: st.gid,

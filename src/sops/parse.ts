@@ -499,11 +499,11 @@ export function lookupKey(document: SopsDocument, key: string): KeyLookup {
   if (key === "" || (document.format !== "yaml" && document.format !== "json")) return { kind: "whole-file" };
   const parts = key.split("/");
   let node: SopsNode = document.tree;
-  for (const [i, part] of parts.entries()) {
-    const at = parts.slice(0, i + 1).join("/");
+  // Indexed, and the failing prefix only built on failure: this runs once per declared secret per check.
+  for (let i = 0; i < parts.length; i++) {
     if (node.kind !== "map") return { kind: "absent", at: parts.slice(0, i).join("/"), why: "not-a-map" };
-    const next = node.entries.get(part);
-    if (next === undefined) return { kind: "absent", at, why: "missing" };
+    const next = node.entries.get(parts[i] ?? "");
+    if (next === undefined) return { kind: "absent", at: parts.slice(0, i + 1).join("/"), why: "missing" };
     node = next;
   }
   return { kind: "found", node };
