@@ -1,5 +1,6 @@
+import { Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { AgentMetrics } from "../src/agent/metrics.js";
+import { AgentMetrics, renderState } from "../src/agent/metrics.js";
 import type { DeclaredScope, DeclaredSecret } from "../src/core/model.js";
 import type { FileObservation, ObservedScope } from "../src/core/observation.js";
 import type { Problem } from "../src/core/problems.js";
@@ -224,5 +225,36 @@ describe("AgentMetrics", () => {
     const ms = performance.now() - t;
     expect(lines(text, "sops_secret_ok{")).toHaveLength(10_000);
     expect(ms).toBeLessThan(60);
+  });
+
+  it("renders the state exactly as prom-client would: escaping, duplicates, numbers", async () => {
+    const odd = 'we"ird\\name\nx';
+    const dup: Problem = { ...missing, subject: odd, path: "/p1" };
+    const r = run([scope(["a", odd])], [dup, { ...dup, path: "/p2", severity: "warning" }, dup]);
+    const text = renderState({ run: r, switches: new Map() }).toString("utf8");
+    const reg = new Registry();
+    const problem = new Gauge({
+      name: "sops_problem",
+      help: "1 for each active problem; the series disappears when the problem is solved.",
+      labelNames: ["scope", "subject", "code", "severity"],
+      registers: [reg],
+    });
+    for (const p of r.document.problems)
+      problem.set({ scope: p.scope, subject: p.subject, code: p.code, severity: p.severity }, 1);
+    const ok = new Gauge({
+      name: "x_ok",
+      help: "h",
+      labelNames: ["scope", "kind", "name"],
+      registers: [reg],
+    });
+    for (const s of r.document.secrets) ok.set({ scope: s.scope, kind: s.kind, name: s.name }, s.ok ? 1 : 0);
+    const expected = await reg.metrics();
+    const block = (t: string, name: string) =>
+      t.split("\n\n").find((b) => b.startsWith(`# HELP ${name} `)) ?? "";
+    expect(block(text, "sops_problem")).toBe(block(expected, "sops_problem").trimEnd());
+    expect(lines(text, "sops_secret_ok{")).toEqual(
+      lines(expected, "x_ok{").map((l) => l.replace("x_ok", "sops_secret_ok")),
+    );
+    expect(text.endsWith("\n")).toBe(true);
   });
 });

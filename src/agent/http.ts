@@ -14,7 +14,8 @@ import { BasicAuth, clientCertAllowed, NO_WEB_CONFIG, tlsOptions, type WebConfig
 export interface HttpSource {
   /** True once the first full check has been published. */
   ready(): boolean;
-  metrics(): Promise<string>;
+  /** The body: one string, or parts written in order (a cached Buffer is sent as is, never re-encoded). */
+  metrics(): Promise<string | readonly (string | Buffer)[]>;
   readonly metricsContentType: string;
   status(): StatusDocument | null;
   readonly version: string;
@@ -183,15 +184,22 @@ export class AgentServer {
     res: http.ServerResponse,
     code: number,
     type: string,
-    body: string,
+    body: string | readonly (string | Buffer)[],
   ): void {
+    const parts = typeof body === "string" ? [body] : body;
+    let length = 0;
+    for (const p of parts) length += typeof p === "string" ? Buffer.byteLength(p) : p.length;
     res.statusCode = code;
     res.setHeader("Content-Type", type);
-    res.setHeader("Content-Length", Buffer.byteLength(body));
+    res.setHeader("Content-Length", length);
     res.setHeader("Cache-Control", "no-store");
     // Node sends no body for HEAD by itself; ending without one keeps that explicit.
-    if (req.method === "HEAD") res.end();
-    else res.end(body);
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    for (let i = 0; i < parts.length - 1; i++) res.write(parts[i] as string | Buffer);
+    res.end(parts[parts.length - 1]);
   }
 }
 
