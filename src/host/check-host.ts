@@ -14,7 +14,7 @@ import { buildStatus } from "../core/status.js";
 import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
 import { discoverManifests, explicitManifestRefs } from "./discovery.js";
-import { loadScopes } from "./load-scopes.js";
+import { loadScopes, type ManifestCache } from "./load-scopes.js";
 import { observeHost, observeScope } from "./observe.js";
 import { RootFs } from "./rootfs.js";
 
@@ -25,6 +25,8 @@ export interface CheckHostOptions {
   readonly env: NodeJS.ProcessEnv;
   /** Reused across runs so sops files are parsed once per content change. */
   readonly sopsCache?: SopsFileCache;
+  /** Reused across runs so manifests are parsed once per content change. */
+  readonly manifestCache?: ManifestCache;
   /** Extra key files to check, from the agent's config. */
   readonly extraKeyPaths?: readonly string[];
 }
@@ -44,7 +46,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
     opts.manifests === null
       ? discoverManifests(fs, accounts, env)
       : explicitManifestRefs(fs, [...opts.manifests], accounts, env, platform);
-  const loaded = loadScopes(fs, refs);
+  const loaded = loadScopes(fs, refs, opts.manifestCache);
   const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
   const observed = scopes.map((s) => observeScope(fs, s));
   const host = observeHost(fs, accounts);

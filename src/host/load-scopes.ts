@@ -1,5 +1,6 @@
 // Reads and parses the manifests discovery found. A bad manifest becomes a problem of its own scope and
-// never hides the others.
+// never hides the others. A ManifestCache reused across checks parses each manifest once per content:
+// manifests are store paths (immutable), and a 10,000-secret one costs ~15 MB of garbage to read and parse.
 
 import { type ManifestError, manifestErrorMessage, parseManifest } from "../core/manifest.js";
 import type { DeclaredScope } from "../core/model.js";
@@ -14,14 +15,62 @@ export interface LoadedScopes {
   readonly problems: Problem[];
 }
 
-export function loadScopes(fs: RootFs, refs: readonly ManifestRef[]): LoadedScopes {
-  if (refs.length === 0) return { scopes: [], problems: [noManifests()] };
+/**
+ * Parsed manifests by what was parsed (real path, size, mtime, inode, and the ref's scope fields). Holds the
+ * manifests of the last check only. The scopes it hands out are shared between runs: they are never mutated.
+ */
+export class ManifestCache {
+  private entries = new Map<string, Loaded>();
+  private next: Map<string, Loaded> | null = null;
+  private parses = 0;
+
+  /** How many times a manifest was parsed since the cache was created (for tests and the bench). */
+  get parseCount(): number {
+    return this.parses;
+  }
+
+  /** @internal Starts a check: entries not used by it are dropped at `end`. */
+  begin(): void {
+    this.next = new Map();
+  }
+
+  /** @internal */
+  end(): void {
+    if (this.next !== null) this.entries = this.next;
+    this.next = null;
+  }
+
+  /** @internal */
+  get(key: string): Loaded | undefined {
+    const hit = this.entries.get(key) ?? this.next?.get(key);
+    if (hit !== undefined) this.next?.set(key, hit);
+    return hit;
+  }
+
+  /** @internal */
+  set(key: string, loaded: Loaded): void {
+    this.parses++;
+    this.next?.set(key, loaded);
+  }
+}
+
+export function loadScopes(fs: RootFs, refs: readonly ManifestRef[], cache?: ManifestCache): LoadedScopes {
+  if (refs.length === 0) {
+    cache?.begin();
+    cache?.end();
+    return { scopes: [], problems: [noManifests()] };
+  }
   const scopes: DeclaredScope[] = [];
   const problems: Problem[] = [];
-  for (const ref of refs) {
-    const loaded = loadScope(manifestReader(fs, ref), ref);
-    if (loaded.ok) scopes.push(loaded.scope);
-    else problems.push(loaded.problem);
+  cache?.begin();
+  try {
+    for (const ref of refs) {
+      const loaded = loadScope(manifestReader(fs, ref), ref, cache);
+      if (loaded.ok) scopes.push(loaded.scope);
+      else problems.push(loaded.problem);
+    }
+  } finally {
+    cache?.end();
   }
   return { scopes, problems };
 }
@@ -30,8 +79,9 @@ type Loaded =
   | { readonly ok: true; readonly scope: DeclaredScope }
   | { readonly ok: false; readonly problem: Problem };
 
-function loadScope(reader: RootFs, ref: ManifestRef): Loaded {
-  const text = readManifest(reader, ref.path);
+function loadScope(reader: RootFs, ref: ManifestRef, cache: ManifestCache | undefined): Loaded {
+  const text = readManifest(reader, ref, cache);
+  if (text.state === "cached") return text.loaded;
   if (text.state === "absent") return { ok: false, problem: manifestMissing(ref) };
   if (text.state === "unreadable") {
     return {
@@ -46,15 +96,19 @@ function loadScope(reader: RootFs, ref: ManifestRef): Loaded {
     user: ref.user,
     runtimeDir: ref.runtimeDir,
   });
-  return parsed.ok ? parsed : { ok: false, problem: manifestInvalid(ref, parsed.error) };
+  const loaded: Loaded = parsed.ok ? parsed : { ok: false, problem: manifestInvalid(ref, parsed.error) };
+  if (text.key !== null) cache?.set(text.key, loaded);
+  return loaded;
 }
 
 type ManifestText =
-  | { readonly state: "read"; readonly text: string }
+  | { readonly state: "read"; readonly text: string; readonly key: string | null }
+  | { readonly state: "cached"; readonly loaded: Loaded }
   | { readonly state: "absent" }
   | { readonly state: "unreadable"; readonly why: string };
 
-function readManifest(reader: RootFs, manifestPath: string): ManifestText {
+function readManifest(reader: RootFs, ref: ManifestRef, cache: ManifestCache | undefined): ManifestText {
+  const manifestPath = ref.path;
   const resolved = reader.resolve(manifestPath);
   if (resolved.state === "absent") return { state: "absent" };
   if (resolved.state === "loop") return { state: "unreadable", why: "cannot be read (symlink loop)" };
@@ -63,9 +117,34 @@ function readManifest(reader: RootFs, manifestPath: string): ManifestText {
   if (resolved.facts.type !== "file") return { state: "unreadable", why: "is not a regular file" };
   // RootFs truncates silently at the limit; a cut manifest would look like invalid JSON.
   if (resolved.facts.size > MAX_MANIFEST_BYTES) return { state: "unreadable", why: "is larger than 16 MiB" };
-  const text = reader.readRealText(resolved.path, MAX_MANIFEST_BYTES);
+  const f = resolved.facts;
+  const key =
+    cache === undefined
+      ? null
+      : [
+          reader.root,
+          resolved.path,
+          f.size,
+          f.mtimeMs,
+          f.ino,
+          ref.path,
+          ref.scope,
+          ref.platform,
+          JSON.stringify(ref.user),
+          ref.runtimeDir,
+          ref.via,
+        ].join("\0");
+  const hit = key === null ? undefined : cache?.get(key);
+  if (hit !== undefined) return { state: "cached", loaded: hit };
+  // Read what the stat saw plus one byte, not the 16 MiB limit: RootFs allocates the whole limit up front,
+  // and a 16 MiB malloc per check leaves glibc's heap that large. Grown since the stat: read to the limit.
+  const want = Math.min(MAX_MANIFEST_BYTES, f.size + 1);
+  let text = reader.readRealText(resolved.path, want);
+  if (typeof text === "string" && want < MAX_MANIFEST_BYTES && Buffer.byteLength(text) >= want)
+    text = reader.readRealText(resolved.path, MAX_MANIFEST_BYTES);
   if (typeof text !== "string") return { state: "unreadable", why: `cannot be read (${text.error})` };
-  return { state: "read", text };
+  // A file that changed while it was read is parsed but not remembered under the stamp it no longer has.
+  return { state: "read", text, key: Buffer.byteLength(text) === f.size ? key : null };
 }
 
 function manifestMissing(ref: ManifestRef): Problem {
