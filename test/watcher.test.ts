@@ -58,7 +58,7 @@ describe("SecretsWatcher", () => {
       onEvent: () => events++,
       debounceMs: 30,
     });
-    w.retarget(new Map([[`${root}/run`, new Set(["secrets"])]]));
+    await w.retarget(new Map([[`${root}/run`, new Set(["secrets"])]]));
     await new Promise((r) => setTimeout(r, 100));
     fs.writeFileSync(`${root}/run/unrelated`, "x");
     await new Promise((r) => setTimeout(r, 100));
@@ -89,7 +89,7 @@ describe("SecretsWatcher", () => {
       debounceMs: 10,
       pollingIntervalMs: 50,
     });
-    w.retarget(new Map([[`${root}/d`, "all"]]));
+    await w.retarget(new Map([[`${root}/d`, "all"]]));
     w.fallBackToPolling("ENOSPC");
     expect(polling).toBe(true);
     expect(warnings).toMatchObject([{ event: "watch_polling", reason: "ENOSPC" }]);

@@ -9,6 +9,7 @@ import type { ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
 import type { CheckRun } from "../core/report.js";
 import { type CheckHostOptions, checkHost } from "../host/check-host.js";
+import { ManifestCache } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
 import { SopsFileCache } from "../sops/reader.js";
 import { type AgentConfig, formatListen, type ListenAddress } from "./config.js";
@@ -59,6 +60,7 @@ export class Agent {
   private stopped = false;
   private readonly switches = new Map<ScopeName, GenerationSwitches>();
   private readonly sopsCache = new SopsFileCache();
+  private readonly manifestCache = new ManifestCache();
   private readonly opts: AgentOptions;
   private readonly log: Logger;
 
@@ -80,6 +82,7 @@ export class Agent {
   }
 
   private boundAddress: ListenAddress | null = null;
+  private watching = false;
 
   /** Listens first (so /readyz answers 503 during the first check), then checks, watches and schedules. */
   async start(): Promise<ListenAddress> {
@@ -172,8 +175,9 @@ export class Agent {
       webConfig: web,
       webConfigFile: this.config.webConfigFile ?? "",
       source: {
-        ready: () => this.published !== null,
-        metrics: () => metrics.render(),
+        // Ready once the first check is published and its watches are in place, so no change is missed.
+        ready: () => this.published !== null && this.watching,
+        metrics: () => metrics.body(),
         metricsContentType: metrics.contentType,
         status: () => this.published?.run.document ?? null,
         version: this.opts.version,
@@ -198,7 +202,19 @@ export class Agent {
       const run = await this.consistentCheck();
       if (run === null || this.stopped) continue;
       await this.publish(run);
-      this.retarget(run);
+      this.log.debug(
+        {
+          event: "check",
+          durationSeconds: run.durationSeconds,
+          healthy: run.document.healthy,
+          generations: Object.fromEntries(
+            run.observed.map((o) => [o.declared.scope, o.generation?.number ?? null]),
+          ),
+        },
+        "check published",
+      );
+      await this.retarget(run);
+      this.watching = true;
     } while (this.pending && !this.stopped);
   }
 
@@ -212,6 +228,7 @@ export class Agent {
         manifests: this.config.manifests,
         env: this.opts.env,
         sopsCache: this.sopsCache,
+        manifestCache: this.manifestCache,
         extraKeyPaths: this.config.extraKeyPaths,
       });
       this.metrics.observeCheckDuration(run.durationSeconds);
@@ -246,7 +263,7 @@ export class Agent {
     this.published = state;
   }
 
-  private retarget(run: CheckRun): void {
+  private async retarget(run: CheckRun): Promise<void> {
     const watcher = this.watcher;
     if (watcher === null) return;
     const fs = new RootFs(this.config.root);
@@ -260,7 +277,7 @@ export class Agent {
       fs,
     );
     // A directory watched only from now on may have changed since the check read it: look once more.
-    if (watcher.retarget(plan)) this.pending = true;
+    if (await watcher.retarget(plan)) this.pending = true;
   }
 }
 

@@ -26,32 +26,44 @@ export interface WantedInput {
   readonly platform: NodeJS.Platform;
 }
 
-/** What to watch, as host paths. Pure. */
+/** What to watch, as host paths, each once (10,000 secrets in one directory give one entry, not 10,000). Pure. */
 export function wantedPaths(input: WantedInput): Wanted[] {
-  const out: Wanted[] = [
-    // /run/current-system changes on every NixOS switch: discovery runs again then.
-    { kind: "entry", path: "/run/current-system" },
-    { kind: "dir", path: "/etc/systemd/system" },
-    { kind: "entry", path: "/etc/passwd" },
-    { kind: "entry", path: "/etc/group" },
-  ];
-  if (input.platform === "darwin") out.push({ kind: "dir", path: "/Library/LaunchDaemons" });
+  const seen = new Set<string>();
+  const out: Wanted[] = [];
+  const push = (w: Wanted) => {
+    const key = `${w.kind}\0${w.path}\0${w.stopAt ?? ""}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    out.push(w);
+  };
+  // /run/current-system changes on every NixOS switch: discovery runs again then.
+  push({ kind: "entry", path: "/run/current-system" });
+  push({ kind: "dir", path: "/etc/systemd/system" });
+  push({ kind: "entry", path: "/etc/passwd" });
+  push({ kind: "entry", path: "/etc/group" });
+  if (input.platform === "darwin") push({ kind: "dir", path: "/Library/LaunchDaemons" });
   for (const home of input.homes) {
-    out.push({ kind: "dir", path: path.posix.join(home, ".config/systemd/user"), stopAt: home });
+    push({ kind: "dir", path: path.posix.join(home, ".config/systemd/user"), stopAt: home });
     if (input.platform === "darwin")
-      out.push({ kind: "dir", path: path.posix.join(home, "Library/LaunchAgents"), stopAt: home });
+      push({ kind: "dir", path: path.posix.join(home, "Library/LaunchAgents"), stopAt: home });
   }
-  for (const p of input.extraKeyPaths) out.push({ kind: "entry", path: p });
+  for (const p of input.extraKeyPaths) push({ kind: "entry", path: p });
   for (const scope of input.run?.observed ?? []) {
     const d = scope.declared;
     // The rename that swaps generations happens in the link's parent directory.
-    out.push({ kind: "entry", path: d.symlinkPath });
-    if (scope.generation !== null) out.push({ kind: "dir", path: scope.generation.target });
+    push({ kind: "entry", path: d.symlinkPath });
+    if (scope.generation !== null) push({ kind: "dir", path: scope.generation.target });
+    let lastDir: string | null = null;
     for (const f of scope.files) {
-      if (f.generationPath !== null) out.push({ kind: "dir", path: path.posix.dirname(f.generationPath) });
-      if (f.link !== null) out.push({ kind: "entry", path: f.declared.path });
+      if (f.generationPath !== null) {
+        const dir = path.posix.dirname(f.generationPath);
+        // Most files of a scope share their directory: skip the Set lookup string for the common case.
+        if (dir !== lastDir) push({ kind: "dir", path: dir });
+        lastDir = dir;
+      }
+      if (f.link !== null) push({ kind: "entry", path: f.declared.path });
     }
-    for (const k of d.keys) out.push({ kind: "entry", path: k.path });
+    for (const k of d.keys) push({ kind: "entry", path: k.path });
   }
   return out;
 }
@@ -71,9 +83,15 @@ export function planWatches(wanted: readonly Wanted[], fs: RootFs): WatchPlan {
     else if (current === undefined) plan.set(real, new Set([name]));
     else current.add(name);
   };
+  const dirs = new Map<string, boolean>();
   const isDir = (p: string) => {
-    const f = fs.lstat(p);
-    return f.state === "present" && f.type === "directory";
+    let known = dirs.get(p);
+    if (known === undefined) {
+      const f = fs.lstat(p);
+      known = f.state === "present" && f.type === "directory";
+      dirs.set(p, known);
+    }
+    return known;
   };
   for (const w of wanted) {
     let dir =
@@ -107,6 +125,9 @@ export interface WatcherOptions {
   readonly pollingIntervalMs?: number;
 }
 
+/** How long a retarget waits for chokidar to report its new watches in place. */
+const SETTLE_LIMIT_MS = 2000;
+
 export class SecretsWatcher {
   private watcher: FSWatcher;
   private plan: WatchPlan = new Map();
@@ -131,15 +152,34 @@ export class SecretsWatcher {
     return [...this.plan.keys()];
   }
 
-  /** Swaps the watched set for `plan`; returns whether directories were added. */
-  retarget(plan: WatchPlan): boolean {
+  /**
+   * Swaps the watched set for `plan`; resolves, once the new watches are in place, with whether
+   * directories were added. chokidar sets watches up asynchronously: a change made before that is only
+   * seen by a check made after it, so the caller re-checks after this resolves.
+   */
+  async retarget(plan: WatchPlan): Promise<boolean> {
     if (this.closed) return false;
     const added = [...plan.keys()].filter((d) => !this.plan.has(d));
     const removed = [...this.plan.keys()].filter((d) => !plan.has(d));
     this.plan = plan;
     if (removed.length > 0) this.watcher.unwatch(removed);
-    if (added.length > 0) this.watcher.add(added);
-    return added.length > 0;
+    if (added.length === 0) return false;
+    this.watcher.add(added);
+    await this.settled(added);
+    return true;
+  }
+
+  /**
+   * Waits (bounded) until chokidar holds a closer for every directory: it registers one only once the
+   * fs.watch (or poller) is set up, while getWatched() lists a directory before that.
+   */
+  private async settled(dirs: readonly string[]): Promise<void> {
+    const until = Date.now() + SETTLE_LIMIT_MS;
+    while (!this.closed && Date.now() < until) {
+      const closers = this.watcher._closers;
+      if (dirs.every((d) => closers.has(d))) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   /** Notifications failed: poll the same directories, loudly. Exposed for tests. */
@@ -197,6 +237,7 @@ export class SecretsWatcher {
         ? details.watchedPath
         : null;
     if (!this.relevant(watchedPath, evPath ?? null)) return;
+    this.opts.logger.trace({ event: "watch_event", dir: watchedPath, path: evPath }, "file-system event");
     this.opts.onEvent?.();
     this.schedule();
   }
