@@ -1,5 +1,6 @@
 // Which age recipients a scope can decrypt for, from the keys its manifest names. Reads go through RootFs.
 
+import { createHash } from "node:crypto";
 import type { DeclaredKey, DeclaredScope } from "../core/model.js";
 import type { HostRecipient } from "../core/report.js";
 import type { RootFs } from "../host/rootfs.js";
@@ -56,8 +57,21 @@ function read(fs: RootFs, path: string): string | null {
   return typeof text === "string" ? text : null;
 }
 
+/**
+ * Deriving a recipient from an AGE-SECRET-KEY is a scalar multiplication, done on every check for the
+ * same few files: remember results by a digest of the file (never by its text, which is private).
+ */
+const derived = new Map<string, readonly string[]>();
+const MAX_DERIVED = 256;
+
 function recipientsOf(text: string | null, parse: (text: string) => RecipientResult): readonly string[] {
   if (text === null) return [];
+  const digest = createHash("sha256").update(parse.name).update("\0").update(text).digest("base64");
+  const known = derived.get(digest);
+  if (known !== undefined) return known;
   const result = parse(text);
-  return result.ok ? result.recipients : [];
+  const recipients = result.ok ? result.recipients : [];
+  if (derived.size >= MAX_DERIVED) derived.clear();
+  derived.set(digest, recipients);
+  return recipients;
 }

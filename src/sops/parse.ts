@@ -497,6 +497,12 @@ export type KeyLookup =
 /** Walks a `/`-separated key like sops-install-secrets does: maps only, no list indices. */
 export function lookupKey(document: SopsDocument, key: string): KeyLookup {
   if (key === "" || (document.format !== "yaml" && document.format !== "json")) return { kind: "whole-file" };
+  if (!key.includes("/")) {
+    // Most keys are top-level names: no array to split into.
+    if (document.tree.kind !== "map") return { kind: "absent", at: "", why: "not-a-map" };
+    const node = document.tree.entries.get(key);
+    return node === undefined ? { kind: "absent", at: key, why: "missing" } : { kind: "found", node };
+  }
   const parts = key.split("/");
   let node: SopsNode = document.tree;
   // Indexed, and the failing prefix only built on failure: this runs once per declared secret per check.
