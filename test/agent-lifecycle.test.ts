@@ -165,3 +165,34 @@ describe("no secret value leaves the agent", () => {
     expect(agent.logs.length).toBeGreaterThan(2);
   });
 });
+
+describe("scopes that come and go", () => {
+  it("follows a new home-manager user and a removed manifest", async () => {
+    const spec = healthySpec();
+    const host = makeHost(spec);
+    installKeys(host);
+    const agent = await start(host.root);
+    expect(await agent.metrics()).not.toContain('scope="user:bob"');
+    // bob is created and his home-manager generation activated: passwd, his unit and secrets appear.
+    layoutHost(host.root, {
+      ...spec,
+      users: [...(spec.users ?? []), { name: "bob", uid: 1001, gid: 100, home: "/home/bob" }],
+      homeManager: [
+        ...(spec.homeManager ?? []),
+        { user: "bob", scope: { secrets: [{ name: "bob-token" }] } },
+      ],
+    });
+    await waitFor(
+      "bob's scope",
+      () => agent.metrics(),
+      (m) => m.includes('sops_secret_ok{scope="user:bob",kind="secret",name="bob-token"} 1'),
+    ).catch(withLogs(agent));
+    fs.rmSync(host.real("/home/bob/.config/systemd/user/sops-nix.service"));
+    const after = await waitFor(
+      "bob's scope gone",
+      () => agent.metrics(),
+      (m) => !m.includes('scope="user:bob"'),
+    ).catch(withLogs(agent));
+    expect(after).toContain('sops_secret_ok{scope="user:alice"');
+  });
+});
