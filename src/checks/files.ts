@@ -15,7 +15,10 @@ export function checkFiles(observed: ObservedScope, accounts: Accounts): Problem
   const problems: Problem[] = [];
   const scopeName = observed.declared.scope;
   for (const file of observed.files) {
-    problems.push(...checkOwnership(file, accounts, observed));
+    // Declared names only matter when they are unknown; skip the call for the usual numeric ids.
+    if (file.declared.owner.kind === "name" || file.declared.group.kind === "name") {
+      for (const p of checkOwnership(file, accounts, observed)) problems.push(p);
+    }
     if (file.generationPath === null) continue;
     const d = file.declared;
     const at = (

@@ -33,7 +33,7 @@ export function checkSecret(
   view: SopsFileView,
   identities: readonly HostRecipient[],
   verdicts: Map<SopsDocument, RecipientVerdict | null> = new Map(),
-): Problem[] {
+): readonly Problem[] {
   const at = (code: Problem["code"], severity: Problem["severity"], message: string): Problem =>
     problem(code, severity, scope.scope, secret.name, secret.sopsFile, message);
   switch (view.state) {
@@ -67,11 +67,14 @@ export function checkSecret(
   }
 }
 
+/** Shared by every healthy secret: no array per secret per check. */
+const NONE: readonly Problem[] = Object.freeze([]);
+
 type At = (code: Problem["code"], severity: Problem["severity"], message: string) => Problem;
 
-function checkKey(secret: DeclaredSecret, document: SopsDocument, at: At): Problem[] {
+function checkKey(secret: DeclaredSecret, document: SopsDocument, at: At): readonly Problem[] {
   const found = lookupKey(document, secret.key);
-  if (found.kind === "whole-file") return [];
+  if (found.kind === "whole-file") return NONE;
   if (found.kind === "absent") {
     const why =
       found.why === "missing"
@@ -85,7 +88,7 @@ function checkKey(secret: DeclaredSecret, document: SopsDocument, at: At): Probl
       ),
     ];
   }
-  if (isStringNode(found.node)) return [];
+  if (isStringNode(found.node)) return NONE;
   return [
     at(
       "sops_value_not_string",

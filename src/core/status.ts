@@ -34,7 +34,10 @@ export function buildStatus(
       kind: d.kind,
       name: d.name,
       path: d.path,
-      ok: !brokenScopes.has(o.declared.scope) && !badFiles.has(`${o.declared.scope}\u0000${d.name}`),
+      // The key string is only built when there is a critical problem to look up.
+      ok:
+        !brokenScopes.has(o.declared.scope) &&
+        (badFiles.size === 0 || !badFiles.has(`${o.declared.scope}\u0000${d.name}`)),
     })),
   );
   return {
