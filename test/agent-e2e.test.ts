@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureBuilt, type RunningAgent, startAgent, waitFor } from "./helpers/agent.js";
+import { type RunningAgent, startReadyAgent, waitFor } from "./helpers/agent.js";
 import { cleanupRoots, healthyHost } from "./helpers/host.js";
 import { requireTool } from "./helpers/tools.js";
 
@@ -26,13 +26,7 @@ let agent: RunningAgent;
 const host = healthyHost();
 
 beforeAll(async () => {
-  ensureBuilt();
-  agent = await startAgent(host.root);
-  await waitFor(
-    "readiness",
-    () => fetch(`${agent.base}/readyz`).then((r) => r.status),
-    (s) => s === 200,
-  );
+  agent = await startReadyAgent(host.root);
 }, 120_000);
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { generationSwitches } from "../src/agent/agent.js";
 import { layoutHost } from "../src/example/layout.js";
 import { checkHost } from "../src/host/check-host.js";
-import { ensureBuilt, type RunningAgent, startAgent, waitFor } from "./helpers/agent.js";
+import { ensureBuilt, type RunningAgent, startReadyAgent, waitFor } from "./helpers/agent.js";
 import {
   cleanupRoots,
   healthyHost,
@@ -27,13 +27,8 @@ afterEach(async () => {
 });
 
 async function start(root: string, extra: string[] = []): Promise<RunningAgent> {
-  const agent = await startAgent(root, extra);
+  const agent = await startReadyAgent(root, extra);
   agents.push(agent);
-  await waitFor(
-    "readiness",
-    () => fetch(`${agent.base}/readyz`).then((r) => r.status),
-    (s) => s === 200,
-  );
   return agent;
 }
 

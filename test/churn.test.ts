@@ -2,20 +2,14 @@
 // never report a secret not ok (a swap is not a missing secret).
 
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { ensureBuilt, type RunningAgent, startAgent, waitFor } from "./helpers/agent.js";
+import { type RunningAgent, startReadyAgent, waitFor } from "./helpers/agent.js";
 import { cleanupRoots, healthyHost } from "./helpers/host.js";
 
 let agent: RunningAgent;
 const host = healthyHost();
 
 beforeAll(async () => {
-  ensureBuilt();
-  agent = await startAgent(host.root);
-  await waitFor(
-    "readiness",
-    () => fetch(`${agent.base}/readyz`).then((r) => r.status),
-    (s) => s === 200,
-  );
+  agent = await startReadyAgent(host.root);
 }, 120_000);
 
 afterAll(async () => {

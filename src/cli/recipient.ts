@@ -3,9 +3,8 @@
 
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { emptyAccounts, parseGroup, parsePasswd } from "../core/accounts.js";
-import type { Accounts } from "../core/model.js";
 import type { HostRecipient } from "../core/report.js";
+import { readAccounts } from "../host/accounts.js";
 import { discoverManifests } from "../host/discovery.js";
 import { loadScopes } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
@@ -100,14 +99,4 @@ export function hostRecipients(root: string, env: NodeJS.ProcessEnv): HostRecipi
   };
   const { scopes } = loadScopes(fs, discoverManifests(fs, readAccounts(fs), discoveryEnv));
   return scopes.flatMap((scope) => scopeIdentities(fs, scope));
-}
-
-function readAccounts(fs: RootFs): Accounts {
-  const passwd = fs.readText("/etc/passwd");
-  const group = fs.readText("/etc/group");
-  const empty = emptyAccounts();
-  return {
-    users: typeof passwd === "string" ? parsePasswd(passwd) : empty.users,
-    groups: typeof group === "string" ? parseGroup(group) : empty.groups,
-  };
 }

@@ -6,13 +6,13 @@ import { performance } from "node:perf_hooks";
 import { runFamilies } from "../checks/engine.js";
 import { CHECK_FAMILIES } from "../checks/registry.js";
 import { sopsFamily } from "../checks/sops.js";
-import { emptyAccounts, parseGroup, parsePasswd } from "../core/accounts.js";
-import type { Accounts, DeclaredScope } from "../core/model.js";
+import type { DeclaredScope } from "../core/model.js";
 import { compareProblems, type Problem } from "../core/problems.js";
 import type { CheckRun, FamilyResult, HostRecipient } from "../core/report.js";
 import { buildStatus } from "../core/status.js";
 import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
+import { readAccounts } from "./accounts.js";
 import { discoverManifests, explicitManifestRefs } from "./discovery.js";
 import { loadScopes, type ManifestCache } from "./load-scopes.js";
 import { observeHost, observeScope } from "./observe.js";
@@ -75,16 +75,6 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
     sopsFiles: sopsFileSummaries(scopes, sops),
     startedAt,
     durationSeconds: (performance.now() - started) / 1000,
-  };
-}
-
-function readAccounts(fs: RootFs): Accounts {
-  const passwd = fs.readText("/etc/passwd");
-  const group = fs.readText("/etc/group");
-  const empty = emptyAccounts();
-  return {
-    users: typeof passwd === "string" ? parsePasswd(passwd) : empty.users,
-    groups: typeof group === "string" ? parseGroup(group) : empty.groups,
   };
 }
 

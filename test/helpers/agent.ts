@@ -88,3 +88,15 @@ export async function waitFor<T>(
   }
   throw new Error(`timed out waiting for ${what}; last: ${String(last).slice(0, 2000)}`);
 }
+
+/** Builds if needed, starts the agent and waits until /readyz says the first check is published and watched. */
+export async function startReadyAgent(root: string, extra: string[] = []): Promise<RunningAgent> {
+  ensureBuilt();
+  const agent = await startAgent(root, extra);
+  await waitFor(
+    "readiness",
+    () => fetch(`${agent.base}/readyz`).then((r) => r.status),
+    (s) => s === 200,
+  );
+  return agent;
+}
