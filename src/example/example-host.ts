@@ -26,10 +26,11 @@ export function exampleSpec(uid: number, gid: number, recipient: string): HostSp
   // who cannot give files away.
   const asRoot = uid === 0;
   const user = asRoot ? { name: "alice", uid: 1000, gid: 100 } : { name: "alice", uid, gid };
-  const svc = (name: string, id: number) =>
-    asRoot ? { owner: name, group: name, id } : { owner: null, group: null, id: uid };
-  const nginx = svc("nginx", 60);
-  const postgres = svc("postgres", 71);
+  const svc = (name: string) => (asRoot ? { owner: name, group: name } : { owner: null, group: null });
+  // Numeric ids of files declared without an owner name: root's, or the current user's.
+  const ids = asRoot ? { uid: 0, gid: 0 } : { uid, gid };
+  const nginx = svc("nginx");
+  const postgres = svc("postgres");
   return {
     users: [
       { ...user, home: "/home/alice" },
@@ -50,8 +51,7 @@ export function exampleSpec(uid: number, gid: number, recipient: string): HostSp
           mode: "0400",
           owner: postgres.owner,
           group: postgres.group,
-          uid: asRoot ? 0 : uid,
-          gid: asRoot ? 0 : gid,
+          ...ids,
           sopsFile: "postgres",
         },
         {
@@ -59,24 +59,21 @@ export function exampleSpec(uid: number, gid: number, recipient: string): HostSp
           mode: "0440",
           owner: nginx.owner,
           group: nginx.group,
-          uid: asRoot ? 0 : uid,
-          gid: asRoot ? 0 : gid,
+          ...ids,
           sopsFile: "nginx",
         },
         {
           name: "grafana-env",
           key: "data",
           mode: "0400",
-          uid: asRoot ? 0 : uid,
-          gid: asRoot ? 0 : gid,
+          ...ids,
           sopsFile: "grafana",
         },
         {
           name: "restic-password",
           mode: "0400",
           path: "/etc/restic/password",
-          uid: asRoot ? 0 : uid,
-          gid: asRoot ? 0 : gid,
+          ...ids,
         },
       ],
       templates: [
@@ -84,8 +81,7 @@ export function exampleSpec(uid: number, gid: number, recipient: string): HostSp
           name: "grafana.ini",
           mode: "0440",
           group: nginx.group,
-          uid: asRoot ? 0 : uid,
-          gid: asRoot ? 0 : gid,
+          ...ids,
           rendered: "[security]\nadmin_password = example\n",
         },
       ],
@@ -100,8 +96,7 @@ export function exampleSpec(uid: number, gid: number, recipient: string): HostSp
               {
                 name: "alice-password-hash",
                 mode: "0400",
-                uid: asRoot ? 0 : uid,
-                gid: asRoot ? 0 : gid,
+                ...ids,
                 sopsFile: "users",
               },
             ],
