@@ -4,7 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { generationSwitches } from "../src/agent/agent.js";
+import { generationSwitches, keepRun } from "../src/agent/agent.js";
 import { layoutHost } from "../src/example/layout.js";
 import { checkHost } from "../src/host/check-host.js";
 import { ensureBuilt, type RunningAgent, startReadyAgent, waitFor } from "./helpers/agent.js";
@@ -51,7 +51,7 @@ describe("deploy events", () => {
     const after = layoutHost(root, { system: { generation: 2, secrets: [{ name: "b" }, { name: "c" }] } });
     fs.rmSync(before.real("/run/secrets.d/1"), { recursive: true });
     const next = checkHost({ root: after.root, manifests: null, env: {} });
-    const events = generationSwitches(prev, next);
+    const events = generationSwitches(keepRun(prev), next);
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
       event: "generation_switch",

@@ -5,9 +5,9 @@
 import * as path from "node:path";
 import { type ScheduledTask, schedule } from "node-cron";
 import { parsePasswd } from "../core/accounts.js";
-import type { ScopeName } from "../core/model.js";
+import type { DeclaredFile, ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
-import type { CheckRun } from "../core/report.js";
+import type { CheckRun, StatusDocument } from "../core/report.js";
 import { type CheckHostOptions, checkHost } from "../host/check-host.js";
 import { ManifestCache } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
@@ -51,7 +51,7 @@ export class Agent {
   readonly metrics: AgentMetrics;
   private config: AgentConfig;
   private web: WebConfig;
-  private published: PublishedState | null = null;
+  private published: KeptRun | null = null;
   private server: AgentServer | null = null;
   private watcher: SecretsWatcher | null = null;
   private cron: ScheduledTask | null = null;
@@ -72,8 +72,8 @@ export class Agent {
     this.metrics = new AgentMetrics(opts.version, { processMetrics: opts.processMetrics !== false });
   }
 
-  /** The state /metrics and /status show, null before the first check. */
-  get state(): PublishedState | null {
+  /** What is kept of the run /metrics and /status show, null before the first check. */
+  get state(): KeptRun | null {
     return this.published;
   }
 
@@ -179,7 +179,7 @@ export class Agent {
         ready: () => this.published !== null && this.watching,
         metrics: () => metrics.body(),
         metricsContentType: metrics.contentType,
-        status: () => this.published?.run.document ?? null,
+        status: () => this.published?.document ?? null,
         version: this.opts.version,
       },
     });
@@ -248,7 +248,7 @@ export class Agent {
   }
 
   private async publish(run: CheckRun): Promise<void> {
-    const prev = this.published?.run ?? null;
+    const prev = this.published;
     const now = (this.opts.now ?? Date.now)() / 1000;
     if (prev !== null) {
       for (const event of generationSwitches(prev, run)) {
@@ -260,7 +260,7 @@ export class Agent {
     const state: PublishedState = { run, switches: new Map(this.switches) };
     // Metrics first, then the pointer: /metrics and /status move to the new state together.
     await this.metrics.publish(state);
-    this.published = state;
+    this.published = keepRun(run);
   }
 
   private async retarget(run: CheckRun): Promise<void> {
@@ -306,17 +306,53 @@ export function tornScopes(
   return torn;
 }
 
+/**
+ * What the agent keeps of a published run until the next one: the document /status serves, and per scope
+ * what the next deploy event is told apart by. The full run (an observation per file) is dropped: at 10,000
+ * secrets it held ~2 MB more, for the whole time between checks.
+ */
+export interface KeptRun {
+  readonly document: StatusDocument;
+  readonly scopes: ReadonlyMap<ScopeName, ScopeStamps>;
+}
+
+/** A scope's generation and the (size, mtime, inode) of each file seen in it. */
+export interface ScopeStamps {
+  readonly generation: number | null;
+  /** The observed files, in order; shared with the manifest cache. */
+  readonly files: readonly DeclaredFile[];
+  /** size, mtimeMs, ino of files[i] at 3i…3i+2; size is NaN when the file was not present. */
+  readonly stamps: Float64Array;
+}
+
+export function keepRun(run: CheckRun): KeptRun {
+  return {
+    document: run.document,
+    scopes: new Map(run.observed.map((s) => [s.declared.scope, scopeStamps(s)] as const)),
+  };
+}
+
+function scopeStamps(scope: ObservedScope): ScopeStamps {
+  const stamps = new Float64Array(scope.files.length * 3);
+  scope.files.forEach((f, i) => {
+    const present = f.facts.state === "present";
+    stamps[3 * i] = present ? f.facts.size : Number.NaN;
+    stamps[3 * i + 1] = present ? f.facts.mtimeMs : 0;
+    stamps[3 * i + 2] = present ? f.facts.ino : 0;
+  });
+  return { generation: scope.generation?.number ?? null, files: scope.files.map((f) => f.declared), stamps };
+}
+
 /** The deploy events between two published runs: scopes whose generation number changed. Pure. */
-export function generationSwitches(prev: CheckRun, next: CheckRun): GenerationSwitchEvent[] {
-  const before = new Map(prev.observed.map((s) => [s.declared.scope, s] as const));
+export function generationSwitches(prev: KeptRun, next: CheckRun): GenerationSwitchEvent[] {
   const events: GenerationSwitchEvent[] = [];
   for (const scope of next.observed) {
     const name = scope.declared.scope;
     const generation = scope.generation?.number ?? null;
-    const old = before.get(name);
-    const previous = old?.generation?.number ?? null;
+    const old = prev.scopes.get(name);
+    const previous = old?.generation ?? null;
     if (generation === null || generation === previous) continue;
-    const diff = diffFiles(old ?? null, scope);
+    const diff = diffFiles(old ?? null, scopeStamps(scope));
     const problems = next.document.problems.filter((p) => p.scope === name);
     events.push({
       event: "generation_switch",
@@ -339,16 +375,17 @@ interface FileStamp {
 
 /** Names added, removed and changed (by size, mtime and inode — never by content). Templates as `rendered/<name>`. */
 function diffFiles(
-  old: ObservedScope | null,
-  next: ObservedScope,
+  old: ScopeStamps | null,
+  next: ScopeStamps,
 ): { added: string[]; removed: string[]; changed: string[] } {
-  const stamps = (s: ObservedScope | null) => {
+  const stamps = (s: ScopeStamps | null) => {
     const m = new Map<string, FileStamp>();
-    for (const f of s?.files ?? []) {
-      if (f.facts.state !== "present") continue;
-      const name = f.declared.kind === "template" ? `rendered/${f.declared.name}` : f.declared.name;
-      m.set(name, { size: f.facts.size, mtimeMs: f.facts.mtimeMs, ino: f.facts.ino });
-    }
+    s?.files.forEach((d, i) => {
+      const size = s.stamps[3 * i] ?? Number.NaN;
+      if (Number.isNaN(size)) return;
+      const name = d.kind === "template" ? `rendered/${d.name}` : d.name;
+      m.set(name, { size, mtimeMs: s.stamps[3 * i + 1] ?? 0, ino: s.stamps[3 * i + 2] ?? 0 });
+    });
     return m;
   };
   const a = stamps(old);

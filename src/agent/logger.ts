@@ -2,7 +2,6 @@
 // paths and problem codes only — never a secret value, and nothing here ever reads one.
 
 import { type DestinationStream, type Logger, pino } from "pino";
-import pretty from "pino-pretty";
 import type { LogLevel } from "./config.js";
 
 export type { Logger };
@@ -15,12 +14,18 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
-export function createLogger(opts: LoggerOptions): Logger {
+export async function createLogger(opts: LoggerOptions): Promise<Logger> {
   const options = { level: opts.level, base: { name: "sops-agent" } };
   if (opts.destination !== undefined) return pino(options, opts.destination);
   // Synchronous streams, not worker transports: a daemon that is killed loses no line, and no thread is started.
+  // pino-pretty is loaded only for a terminal: a daemon never needs it, and it costs ~6 MB resident.
   const dest = opts.pretty
-    ? pretty({ sync: true, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,name" })
+    ? (await import("pino-pretty")).default({
+        sync: true,
+        colorize: true,
+        translateTime: "SYS:HH:MM:ss.l",
+        ignore: "pid,hostname,name",
+      })
     : pino.destination({ dest: 1, sync: true });
   return pino(options, dest);
 }

@@ -8,7 +8,7 @@
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Principal, ScopeName } from "../core/model.js";
-import { SEVERITIES } from "../core/problems.js";
+import { compareProblems, type Problem, SEVERITIES, type Severity } from "../core/problems.js";
 import type { CheckRun } from "../core/report.js";
 
 export interface GenerationSwitches {
@@ -130,31 +130,45 @@ export class AgentMetrics {
 
 // --- The state part, rendered as prom-client would print the same series ---------------------------------
 
-/** One metric family's series, keyed by their formatted label set: first insertion order, last value wins. */
+/**
+ * One metric family's series, keyed by their formatted label set: first insertion order, last value wins.
+ * Given a sink, a family whose series are known to be distinct writes each one as it is set, header first.
+ */
 class Family {
   private readonly series = new Map<string, number>();
   private readonly name: string;
   private readonly help: string;
   private readonly type: "gauge" | "counter";
+  private readonly direct: TextSink | null;
 
-  constructor(name: string, help: string, type: "gauge" | "counter") {
-    this.name = name;
+  constructor(name: string, help: string, type: "gauge" | "counter", direct: TextSink | null) {
+    this.name = escapeString(name);
     this.help = help;
     this.type = type;
+    this.direct = direct;
+    if (direct !== null) this.header(direct);
   }
 
   set(labels: string, value: number): void {
-    this.series.set(labels, value);
+    if (this.direct !== null) this.direct.add(`\n${this.name}${labels} ${valueString(value)}`);
+    else this.series.set(labels, value);
   }
 
   inc(labels: string, value: number): void {
-    this.series.set(labels, (this.series.get(labels) ?? 0) + value);
+    // A direct family sees each label set once, so its increment is the whole value.
+    if (this.direct !== null) this.set(labels, value);
+    else this.series.set(labels, (this.series.get(labels) ?? 0) + value);
   }
 
+  /** Writes what was collected; a direct family has written everything already. */
   write(out: TextSink): void {
-    const name = escapeString(this.name);
-    out.add(`# HELP ${name} ${escapeString(this.help)}\n# TYPE ${name} ${this.type}`);
-    for (const [labels, value] of this.series) out.add(`\n${name}${labels} ${valueString(value)}`);
+    if (this.direct !== null) return;
+    this.header(out);
+    for (const [labels, value] of this.series) out.add(`\n${this.name}${labels} ${valueString(value)}`);
+  }
+
+  private header(out: TextSink): void {
+    out.add(`# HELP ${this.name} ${escapeString(this.help)}\n# TYPE ${this.name} ${this.type}`);
   }
 }
 
@@ -213,23 +227,89 @@ function valueString(v: number): string {
 
 /** The state part of /metrics for a published run, exactly as prom-client printed it before. Pure. */
 export function renderState({ run, switches }: PublishedState): Buffer {
-  const gauge = (name: string, help: string) => new Family(name, help, "gauge");
-  const secretOk = gauge(
+  const out = new TextSink();
+  const doc = run.document;
+  // The per-secret and per-problem families are written series by series, straight into the sink: a label
+  // map of 10,000 keys cost ~45 MB of garbage per publish. When two series share labels (never for what
+  // sops-nix writes) they are merged in a map first, as prom-client would.
+  const okDistinct = new SecretKeys();
+  const okFamily = new Family(
     "sops_secret_ok",
     "1 when the declared secret or template has no critical problem, else 0.",
+    "gauge",
+    doc.secrets.every((s) => okDistinct.add(s.scope, s.kind, s.name)) ? out : null,
   );
-  const secretInfo = gauge(
+  for (const s of doc.secrets)
+    okFamily.set(labelString("scope", s.scope, "kind", s.kind, "name", s.name), s.ok ? 1 : 0);
+  okFamily.write(out);
+
+  const filesDistinct = new SecretKeys();
+  const direct = run.observed.every((o) =>
+    o.files.every((f) => filesDistinct.add(o.declared.scope, f.declared.kind, f.declared.name)),
+  );
+  out.add("\n\n");
+  const secretInfo = new Family(
     "sops_secret_info",
     "Declared secrets and templates: path, mode and owner as the manifest declares them.",
+    "gauge",
+    direct ? out : null,
   );
-  const secretModified = gauge(
+  for (const scope of run.observed) {
+    const prefixes = kindPrefixes(scope.declared.scope);
+    for (const f of scope.files) {
+      const d = f.declared;
+      const extra = labelString(
+        "path",
+        d.path,
+        "mode",
+        d.modeText,
+        "owner",
+        principal(d.owner),
+        "group",
+        principal(d.group),
+      );
+      secretInfo.set(`${prefixes[d.kind]}${escapeLabelValue(d.name)}",${extra.slice(1)}`, 1);
+    }
+  }
+  secretInfo.write(out);
+  out.add("\n\n");
+  const secretModified = new Family(
     "sops_secret_modified_timestamp_seconds",
     "Modification time of the file in the current generation.",
+    "gauge",
+    direct ? out : null,
   );
-  const problem = gauge(
+  for (const scope of run.observed) {
+    const prefixes = kindPrefixes(scope.declared.scope);
+    for (const f of scope.files)
+      if (f.facts.state === "present")
+        secretModified.set(
+          `${prefixes[f.declared.kind]}${escapeLabelValue(f.declared.name)}"}`,
+          f.facts.mtimeMs / 1000,
+        );
+  }
+  secretModified.write(out);
+
+  out.add("\n\n");
+  // checkHost sorts problems by scope, severity, subject and code: exactly the labels, so equal series are
+  // neighbours and a sorted list without equal neighbours has none.
+  let sorted = true;
+  for (let i = 1; i < doc.problems.length && sorted; i++)
+    sorted = compareProblems(doc.problems[i - 1] as Problem, doc.problems[i] as Problem) < 0;
+  const problem = new Family(
     "sops_problem",
     "1 for each active problem; the series disappears when the problem is solved.",
+    "gauge",
+    sorted ? out : null,
   );
+  for (const p of doc.problems)
+    problem.set(
+      labelString("scope", p.scope, "subject", p.subject, "code", p.code, "severity", p.severity),
+      1,
+    );
+  problem.write(out);
+
+  const gauge = (name: string, help: string) => new Family(name, help, "gauge", null);
   const problems = gauge("sops_problems", "Number of active problems by severity.");
   const healthy = gauge("sops_healthy", "1 when the scope has no critical problem.");
   const generation = gauge("sops_generation", "The generation number the scope's symlinkPath points to.");
@@ -237,6 +317,7 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     "sops_generation_switches_total",
     "Generation switches the agent has seen since it started.",
     "counter",
+    null,
   );
   const switchTimestamp = gauge(
     "sops_generation_switch_timestamp_seconds",
@@ -263,39 +344,19 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     "When the last published check started.",
   );
 
-  const doc = run.document;
-  for (const s of doc.secrets)
-    secretOk.set(labelString("scope", s.scope, "kind", s.kind, "name", s.name), s.ok ? 1 : 0);
   for (const scope of run.observed) {
-    const name = scope.declared.scope;
-    for (const f of scope.files) {
-      const d = f.declared;
-      const base = labelString("scope", name, "kind", d.kind, "name", d.name);
-      const owner = principal(d.owner);
-      const group = principal(d.group);
-      const extra = labelString("path", d.path, "mode", d.modeText, "owner", owner, "group", group);
-      secretInfo.set(`${base.slice(0, -1)},${extra.slice(1)}`, 1);
-      if (f.facts.state === "present") secretModified.set(base, f.facts.mtimeMs / 1000);
-    }
     const n = scope.generation?.number;
-    if (n !== undefined && n !== null) generation.set(labelString("scope", name), n);
+    if (n !== undefined && n !== null) generation.set(labelString("scope", scope.declared.scope), n);
   }
-  for (const p of doc.problems)
-    problem.set(
-      labelString("scope", p.scope, "subject", p.subject, "code", p.code, "severity", p.severity),
-      1,
-    );
   // Every scope and every severity, zero included, so alert rules see the series before the first problem.
   const scopes = [...new Set<string>([...doc.scopes.map((s) => s.scope), SCOPE_HOST])];
   for (const p of doc.problems) if (!scopes.includes(p.scope)) scopes.push(p.scope);
   for (const scope of scopes) {
-    const mine = doc.problems.filter((p) => p.scope === scope);
+    const counts: Record<Severity, number> = { critical: 0, warning: 0, info: 0 };
+    for (const p of doc.problems) if (p.scope === scope) counts[p.severity]++;
     for (const severity of SEVERITIES)
-      problems.set(
-        labelString("scope", scope, "severity", severity),
-        mine.filter((p) => p.severity === severity).length,
-      );
-    healthy.set(labelString("scope", scope), mine.some((p) => p.severity === "critical") ? 0 : 1);
+      problems.set(labelString("scope", scope, "severity", severity), counts[severity]);
+    healthy.set(labelString("scope", scope), counts.critical > 0 ? 0 : 1);
   }
   for (const s of doc.scopes) {
     const sw = switches.get(s.scope) ?? { count: 0, lastSeconds: null };
@@ -317,12 +378,7 @@ export function renderState({ run, switches }: PublishedState): Buffer {
   }
   lastCheck.set("", run.startedAt);
 
-  const out = new TextSink();
-  const families = [
-    secretOk,
-    secretInfo,
-    secretModified,
-    problem,
+  for (const f of [
     problems,
     healthy,
     generation,
@@ -333,13 +389,39 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     checkSuccess,
     familyDuration,
     lastCheck,
-  ];
-  families.forEach((f, i) => {
-    if (i > 0) out.add("\n\n");
+  ]) {
+    out.add("\n\n");
     f.write(out);
-  });
+  }
   out.add("\n");
   return out.finish();
+}
+
+/** `{scope="…",kind="secret",name="` and the same for templates: the part of a secret's labels shared by its scope. */
+function kindPrefixes(scope: string): Readonly<Record<"secret" | "template", string>> {
+  const s = labelString("scope", scope);
+  return {
+    secret: `${s.slice(0, -1)},kind="secret",name="`,
+    template: `${s.slice(0, -1)},kind="template",name="`,
+  };
+}
+
+/** Remembers (scope, kind, name) triples without building a key string per secret. */
+class SecretKeys {
+  private readonly seen = new Map<string, { secret: Set<string>; template: Set<string> }>();
+
+  /** False when the triple was added before. */
+  add(scope: string, kind: "secret" | "template", name: string): boolean {
+    let byKind = this.seen.get(scope);
+    if (byKind === undefined) {
+      byKind = { secret: new Set(), template: new Set() };
+      this.seen.set(scope, byKind);
+    }
+    const names = byKind[kind];
+    if (names.has(name)) return false;
+    names.add(name);
+    return true;
+  }
 }
 
 /** The declared name, or the numeric id as a string. */

@@ -5,7 +5,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
-import bcrypt from "bcryptjs";
 import {
   booleanValue,
   ConfigError,
@@ -390,6 +389,8 @@ export class BasicAuth {
     const cacheKey = createHash("sha256").update(`${creds.user}\0${creds.password}\0${hash}`).digest("hex");
     if (stored !== undefined && this.good.has(cacheKey)) return true;
     // bcryptjs knows $2a$/$2b$; $2y$ (htpasswd) is the same algorithm under another name.
+    // Loaded on the first login, not at start: most agents never use basic auth (~2 MB resident).
+    const { default: bcrypt } = await import("bcryptjs");
     const ok = await bcrypt.compare(creds.password, hash.replace(/^\$2[xy]\$/, "$2b$"));
     if (ok && stored !== undefined) {
       // Bounded: a cache entry exists only for right credentials, at most a few per user.

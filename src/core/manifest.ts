@@ -79,12 +79,13 @@ function declaredScope(json: unknown, ctx: ManifestContext): DeclaredScope {
   const symlinkPath = paths.expand(requiredString(doc, "symlinkPath", "symlinkPath", true));
   const mountPoint = paths.expand(requiredString(doc, "secretsMountPoint", "secretsMountPoint", true));
   const keys = declaredKeys(doc);
-  const ownership = ownershipRule(ctx);
+  const ownership = sharedPrincipals(ownershipRule(ctx));
+  const shared = new Interner();
   const secrets = list(doc, "secrets", "secrets", true).map((item, i) =>
-    declaredSecret(item, `secrets[${i}]`, symlinkPath, paths, ownership),
+    declaredSecret(item, `secrets[${i}]`, symlinkPath, paths, ownership, shared),
   );
   const templates = list(doc, "templates", "templates", false).map((item, i) =>
-    declaredTemplate(item, `templates[${i}]`, symlinkPath, paths, ownership),
+    declaredTemplate(item, `templates[${i}]`, symlinkPath, paths, ownership, shared),
   );
   return {
     scope: ctx.scope,
@@ -117,15 +118,26 @@ function declaredSecret(
   symlinkPath: string,
   paths: PathExpander,
   ownership: OwnershipRule,
+  shared: Interner,
 ): DeclaredSecret {
   const o = object(item, field, "an object");
-  const common = fileFields(o, field, `${symlinkPath}/`, paths, ownership);
+  const common = fileFields(o, field, `${symlinkPath}/`, paths, ownership, shared);
+  const key = requiredString(o, "key", `${field}.key`, false);
+  // Every field written out, not spread: a spread object keeps its fields in a separate property array,
+  // ~70 bytes more per secret for as long as the manifest is cached.
   return {
     kind: "secret",
-    ...common,
-    key: requiredString(o, "key", `${field}.key`, false),
+    name: common.name,
+    path: common.path,
+    mode: common.mode,
+    modeText: common.modeText,
+    owner: common.owner,
+    group: common.group,
+    // The usual key (the name) and the few sops files are held once, not once per secret as JSON.parse
+    // returns them.
+    key: key === common.name ? common.name : key,
     format: secretFormat(o, `${field}.format`),
-    sopsFile: requiredString(o, "sopsFile", `${field}.sopsFile`, false),
+    sopsFile: shared.get(requiredString(o, "sopsFile", `${field}.sopsFile`, false)),
   };
 }
 
@@ -135,13 +147,22 @@ function declaredTemplate(
   symlinkPath: string,
   paths: PathExpander,
   ownership: OwnershipRule,
+  shared: Interner,
 ): DeclaredTemplate {
   const o = object(item, field, "an object");
-  const common = fileFields(o, field, `${symlinkPath}/rendered/`, paths, ownership);
+  const common = fileFields(o, field, `${symlinkPath}/rendered/`, paths, ownership, shared);
   // Only the types are checked: the agent never needs what a template contains.
   optionalNullableString(o, "content", `${field}.content`);
   optionalNullableString(o, "file", `${field}.file`);
-  return { kind: "template", ...common };
+  return {
+    kind: "template",
+    name: common.name,
+    path: common.path,
+    mode: common.mode,
+    modeText: common.modeText,
+    owner: common.owner,
+    group: common.group,
+  };
 }
 
 function fileFields(
@@ -150,6 +171,7 @@ function fileFields(
   defaultDir: string,
   paths: PathExpander,
   ownership: OwnershipRule,
+  shared: Interner,
 ): FileFields {
   const name = requiredString(o, "name", `${field}.name`, true);
   const declaredPath = optionalString(o, "path", `${field}.path`) ?? "";
@@ -164,7 +186,7 @@ function fileFields(
     name,
     path: declaredPath === "" ? `${defaultDir}${name}` : paths.expand(declaredPath),
     mode: Number.parseInt(modeText, 8),
-    modeText,
+    modeText: shared.get(modeText),
     owner: ownership.owner(ownerName, uid),
     group: ownership.group(groupName, gid),
   };
@@ -213,6 +235,35 @@ function ownershipRule(ctx: ManifestContext): OwnershipRule {
 
 function fixedOwnership(uid: number, gid: number): OwnershipRule {
   return { owner: () => ({ kind: "id", id: uid }), group: () => ({ kind: "id", id: gid }) };
+}
+
+/** The same rule, handing out one Principal object per distinct owner or group instead of one per secret. */
+function sharedPrincipals(rule: OwnershipRule): OwnershipRule {
+  const byKey = new Map<string | number, Principal>();
+  const shared = (p: Principal): Principal => {
+    // Names and ids cannot collide as keys: one is a string, the other a number.
+    const key = p.kind === "name" ? p.name : p.id;
+    const seen = byKey.get(key);
+    if (seen !== undefined) return seen;
+    byKey.set(key, p);
+    return p;
+  };
+  return {
+    owner: (name, uid) => shared(rule.owner(name, uid)),
+    group: (name, gid) => shared(rule.group(name, gid)),
+  };
+}
+
+/** One copy of each repeated string (sops file paths, modes) of a manifest. */
+class Interner {
+  private readonly seen = new Map<string, string>();
+
+  get(s: string): string {
+    const seen = this.seen.get(s);
+    if (seen !== undefined) return seen;
+    this.seen.set(s, s);
+    return s;
+  }
 }
 
 /** sops-install-secrets' rule: a non-empty name is looked up in passwd/group, otherwise the id is used. */

@@ -81,19 +81,27 @@ export class RootFs {
     return this.readRealText(resolved.path, maxBytes);
   }
 
-  /** Reads a path that is already resolved, at most `maxBytes`. */
+  /**
+   * Reads a path that is already resolved, at most `maxBytes`. The buffer is sized from fstat, not from the
+   * limit: a 16 MiB (sops files) or 4 MiB (templates) allocation per read raised glibc's mmap threshold and
+   * left its heap, and the agent's resident memory, that much larger.
+   */
   readRealText(hostPath: string, maxBytes = 1 << 20): string | { error: string } {
     let fd: number | undefined;
     try {
       fd = fs.openSync(this.real(hostPath), "r");
-      const buf = Buffer.allocUnsafe(maxBytes);
+      // One byte more than the size seen, so a file that grew since is noticed and read on.
+      let buf = Buffer.allocUnsafe(Math.min(maxBytes, fs.fstatSync(fd).size + 1));
       let total = 0;
       for (;;) {
-        const n = fs.readSync(fd, buf, total, maxBytes - total, null);
-        if (n === 0 || total + n >= maxBytes) {
-          total += n;
-          break;
+        if (total === buf.length) {
+          if (total >= maxBytes) break;
+          const bigger = Buffer.allocUnsafe(Math.min(maxBytes, buf.length * 2));
+          buf.copy(bigger, 0, 0, total);
+          buf = bigger;
         }
+        const n = fs.readSync(fd, buf, total, buf.length - total, null);
+        if (n === 0) break;
         total += n;
       }
       return buf.toString("utf8", 0, total);

@@ -374,16 +374,33 @@ function toDocument(root: ReadonlyMap<string, Value>, format: SecretFormat): Sop
 const ENC_RE =
   /^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:([a-z]+)\]$/;
 
+/**
+ * Leaves are shared: a cached document lives as long as its file is unchanged, and one object per value
+ * (with its own copy of the type string) cost ~100 bytes per secret.
+ */
+const ENC_NODES: Readonly<Record<EncType, SopsNode>> = Object.freeze(
+  Object.fromEntries(ENC_TYPES.map((type) => [type, Object.freeze({ kind: "enc", type })])) as Record<
+    EncType,
+    SopsNode
+  >,
+);
+const PLAIN_NODES: Readonly<Record<PlainType, SopsNode>> = Object.freeze({
+  string: Object.freeze({ kind: "plain", type: "string" }),
+  number: Object.freeze({ kind: "plain", type: "number" }),
+  boolean: Object.freeze({ kind: "plain", type: "boolean" }),
+  null: Object.freeze({ kind: "plain", type: "null" }),
+});
+
 function classify(value: Value, path: readonly string[]): SopsNode {
   if (typeof value === "string") {
-    if (!value.startsWith("ENC[")) return { kind: "plain", type: "string" };
+    if (!value.startsWith("ENC[")) return PLAIN_NODES.string;
     const type = ENC_RE.exec(value)?.[1];
     if (!isEncType(type)) refuse(`malformed ENC[] value at ${showPath(path)}`);
-    return { kind: "enc", type };
+    return ENC_NODES[type];
   }
-  if (typeof value === "number") return { kind: "plain", type: "number" };
-  if (typeof value === "boolean") return { kind: "plain", type: "boolean" };
-  if (value === null) return { kind: "plain", type: "null" };
+  if (typeof value === "number") return PLAIN_NODES.number;
+  if (typeof value === "boolean") return PLAIN_NODES.boolean;
+  if (value === null) return PLAIN_NODES.null;
   if (value instanceof Map) {
     const entries = new Map<string, SopsNode>();
     for (const [k, v] of value) entries.set(k, classify(v, [...path, k]));
