@@ -45,6 +45,8 @@ in
           Service = {
             Type = "simple";
             ExecStart = lib.escapeShellArgs args;
+            # Two glibc malloc arenas instead of one per thread (see deploy/systemd/sops-agent.service).
+            Environment = [ "MALLOC_ARENA_MAX=2" ];
             ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
             Restart = "on-failure";
             RestartSec = "5s";

@@ -70,6 +70,9 @@ in
       # A new config is applied with SIGHUP (the agent keeps the old one if the new one is bad).
       reloadTriggers = [ checkedConfig ];
 
+      # Two glibc malloc arenas instead of one per thread (see deploy/systemd/sops-agent.service).
+      environment.MALLOC_ARENA_MAX = "2";
+
       serviceConfig = {
         Type = "simple";
         ExecStart = lib.escapeShellArgs (

