@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import type { CheckRun } from "../core/report.js";
 import { checkHost } from "../host/check-host.js";
+import { ManifestCache } from "../host/load-scopes.js";
 import { SopsFileCache } from "../sops/reader.js";
 import { formatStatus, styleFor } from "./format.js";
 import { type CliIo, UsageError } from "./io.js";
@@ -44,6 +45,7 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
     manifests: values.manifest ?? null,
     env: io.env,
     sopsCache: new SopsFileCache(),
+    manifestCache: new ManifestCache(),
   };
   const deadline = Date.now() + waitMs;
   let run: CheckRun = checkHost(options);

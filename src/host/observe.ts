@@ -36,9 +36,11 @@ export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
     generation?.resolution.state === "resolved" && generation.resolution.facts.type === "directory"
       ? generation.resolution.path
       : null;
+  const generationDirs =
+    generationDir === null ? null : { host: generationDir, real: fs.real(generationDir) };
   const files: FileObservation[] = [];
-  for (const declared of scope.secrets) files.push(observeFile(fs, scope, declared, generationDir));
-  for (const declared of scope.templates) files.push(observeFile(fs, scope, declared, generationDir));
+  for (const declared of scope.secrets) files.push(observeFile(fs, scope, declared, generationDirs));
+  for (const declared of scope.templates) files.push(observeFile(fs, scope, declared, generationDirs));
   const mountFsType = scope.userMode || scope.platform !== "linux" ? null : fs.fsType(scope.mountPoint);
   return { declared: scope, session, link, generation, mountFsType, files, keys };
 }
@@ -47,11 +49,11 @@ function observeFile(
   fs: RootFs,
   scope: DeclaredScope,
   declared: DeclaredFile,
-  generationDir: string | null,
+  generationDir: { readonly host: string; readonly real: string } | null,
 ): FileObservation {
   const rel = relativeInGeneration(declared);
-  const generationPath = generationDir === null ? null : `${generationDir}/${rel}`;
-  const facts = generationPath === null ? ABSENT : fs.lstat(generationPath);
+  const generationPath = generationDir === null ? null : `${generationDir.host}/${rel}`;
+  const facts = generationDir === null ? ABSENT : fs.lstatUnder(generationDir.real, generationDir.host, rel);
   let unrenderedPlaceholder: boolean | null = null;
   if (
     declared.kind === "template" &&

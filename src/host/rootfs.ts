@@ -23,7 +23,18 @@ export class RootFs {
 
   /** lstat, with the link text for symlinks. Never throws. */
   lstat(hostPath: string): PathFacts {
-    const real = this.real(hostPath);
+    return this.lstatReal(this.real(hostPath));
+  }
+
+  /**
+   * lstat of `<dir>/<rel>` where `realDir` is already a real path: one path join per secret instead of a
+   * normalisation. A relative part that is not plain (`..`, `.`, `//`) takes the normalising way.
+   */
+  lstatUnder(realDir: string, hostDir: string, rel: string): PathFacts {
+    return isPlainRelative(rel) ? this.lstatReal(`${realDir}/${rel}`) : this.lstat(`${hostDir}/${rel}`);
+  }
+
+  private lstatReal(real: string): PathFacts {
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(real, NO_THROW);
@@ -137,6 +148,13 @@ export class RootFs {
 
 const NO_THROW = { throwIfNoEntry: false } as const;
 const ABSENT: PathFacts = { state: "absent" };
+
+/** An absolute, trailing-slash, empty, `.` or `..` segment: such a relative part must be normalised. */
+const UNPLAIN_SEGMENT = /^\/|\/$|\/\/|(^|\/)\.{1,2}(\/|$)/;
+
+function isPlainRelative(p: string): boolean {
+  return p !== "" && !UNPLAIN_SEGMENT.test(p);
+}
 
 /** True for `/a/b` forms that normalize would leave unchanged: no `//`, `.` or `..` segments. */
 function isCleanAbsolute(p: string): boolean {
