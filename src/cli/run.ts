@@ -91,7 +91,7 @@ export async function runCommand(
     return 0;
   }
 
-  const logger = createLogger({ level: loaded.config.logLevel, pretty: io.isTTY });
+  const logger = await createLogger({ level: loaded.config.logLevel, pretty: io.isTTY });
   const agent = new Agent({
     config: loaded.config,
     webConfig: loaded.web,
