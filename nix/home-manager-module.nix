@@ -45,8 +45,12 @@ in
           Service = {
             Type = "simple";
             ExecStart = lib.escapeShellArgs args;
-            # Two glibc malloc arenas instead of one per thread (see deploy/systemd/sops-agent.service).
-            Environment = [ "MALLOC_ARENA_MAX=2" ];
+            # Two glibc malloc arenas instead of one per thread, large blocks mapped on their own
+            # (see deploy/systemd/sops-agent.service).
+            Environment = [
+              "MALLOC_ARENA_MAX=2"
+              "MALLOC_MMAP_THRESHOLD_=65536"
+            ];
             ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
             Restart = "on-failure";
             RestartSec = "5s";

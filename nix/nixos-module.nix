@@ -70,8 +70,10 @@ in
       # A new config is applied with SIGHUP (the agent keeps the old one if the new one is bad).
       reloadTriggers = [ checkedConfig ];
 
-      # Two glibc malloc arenas instead of one per thread (see deploy/systemd/sops-agent.service).
+      # Two glibc malloc arenas instead of one per thread, large blocks mapped on their own
+      # (see deploy/systemd/sops-agent.service).
       environment.MALLOC_ARENA_MAX = "2";
+      environment.MALLOC_MMAP_THRESHOLD_ = "65536";
 
       serviceConfig = {
         Type = "simple";
