@@ -380,3 +380,40 @@ describe("unreadable", () => {
     ).toBe(false);
   });
 });
+
+describe("--root confinement", () => {
+  it("follows an absolute link in a parent directory inside the root, not on the running host", () => {
+    const host = healthyHost();
+    // /var/lib/sops-nix is an absolute link into an impermanence-style /persist, which only the image has.
+    fs.mkdirSync(host.real("/persist"), { recursive: true });
+    fs.renameSync(host.real("/var/lib/sops-nix"), host.real("/persist/sops-nix"));
+    host.symlink("/var/lib/sops-nix", "/persist/sops-nix");
+    expect(fs.existsSync("/persist/sops-nix/key.txt")).toBe(false);
+    expect(check(host)).toEqual([]);
+  });
+
+  it("never blocks on a FIFO where a file is read", () => {
+    const host = healthyHost();
+    fs.rmSync(host.real("/etc/group"));
+    execFileSync("mkfifo", [host.real("/etc/group")]);
+    const problems = check(host);
+    // No group database: the declared group names are unknown, which is reported, and the check ends.
+    expect(problems.some((p) => p.code === "unknown_group" && p.subject === "nginx/htpasswd")).toBe(true);
+  });
+});
+
+describe("extra_key_paths", () => {
+  it("are checked with the system scope at warning severity", () => {
+    const host = healthyHost();
+    host.symlink("/root/id_infrastructure", "/home/alice/.ssh/id_infrastructure");
+    const run = checkHost({
+      root: host.root,
+      manifests: null,
+      env: {},
+      extraKeyPaths: ["/root/id_infrastructure"],
+    });
+    expect(run.document.problems.map((p) => [p.scope, p.code, p.severity, p.subject])).toEqual([
+      ["system", "key_dangling", "warning", "/root/id_infrastructure"],
+    ]);
+  });
+});

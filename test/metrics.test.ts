@@ -167,7 +167,7 @@ describe("AgentMetrics", () => {
     ]);
     expect(lines(text, "sops_agent_build_info{")).toEqual(['sops_agent_build_info{version="1.2.3"} 1']);
     expect(lines(text, "sops_agent_last_check_timestamp_seconds ")).toEqual([
-      "sops_agent_last_check_timestamp_seconds 1800000000",
+      "sops_agent_last_check_timestamp_seconds 1800000000.01",
     ]);
     expect(lines(text, "sops_agent_config_last_reload_successful ")).toEqual([
       "sops_agent_config_last_reload_successful 1",

@@ -126,12 +126,13 @@ export class Agent {
   /** Applies a reloaded config and web config. Throws when the new listen address cannot be bound. */
   async reload(config: AgentConfig, web: WebConfig): Promise<void> {
     const old = this.config;
-    this.config = config;
-    this.log.level = config.logLevel;
-    if (config.schedule !== old.schedule) this.startCron();
+    // Bind first: if the new address cannot be bound, this throws and nothing of the new config applies.
     const sameAddress = formatListen(config.listen) === formatListen(old.listen);
     if (!sameAddress || this.server === null || !this.server.setWebConfig(web))
       await this.rebind(config.listen, web, sameAddress);
+    this.config = config;
+    this.log.level = config.logLevel;
+    if (config.schedule !== old.schedule) this.startCron();
     this.web = web;
     this.metrics.configReloaded(true);
     this.log.info({ event: "config_reloaded", source: config.source }, "configuration reloaded");
@@ -209,7 +210,17 @@ export class Agent {
       // Let queued I/O (scrapes, watch events) run before the synchronous check takes the thread.
       await new Promise((r) => setImmediate(r));
       if (this.stopped) return;
-      const run = await this.consistentCheck();
+      let run: CheckRun | null;
+      try {
+        run = await this.consistentCheck();
+      } catch (err) {
+        // The daemon never dies on what it reads: keep the last published state and say why.
+        this.log.error(
+          { event: "check_failed", error: err instanceof Error ? err.message : "unknown" },
+          "check failed",
+        );
+        continue;
+      }
       if (run === null || this.stopped) continue;
       await this.publish(run);
       this.log.debug(
@@ -223,7 +234,14 @@ export class Agent {
         },
         "check published",
       );
-      await this.retarget(run);
+      try {
+        await this.retarget(run);
+      } catch (err) {
+        this.log.warn(
+          { event: "watch_failed", error: err instanceof Error ? err.message : "unknown" },
+          "could not update watches",
+        );
+      }
       this.watching = true;
     } while (this.pending && !this.stopped);
     if (!this.stopped) setImmediate(collectGarbage);

@@ -341,7 +341,7 @@ export function renderState({ run, switches }: PublishedState): Buffer {
   );
   const lastCheck = gauge(
     "sops_agent_last_check_timestamp_seconds",
-    "When the last published check started.",
+    "When the last published check finished.",
   );
 
   for (const scope of run.observed) {
@@ -376,7 +376,7 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     checkSuccess.set(labelString("check", fam.family), fam.ok ? 1 : 0);
     familyDuration.set(labelString("check", fam.family), fam.durationSeconds);
   }
-  lastCheck.set("", run.startedAt);
+  lastCheck.set("", run.startedAt + run.durationSeconds);
 
   for (const f of [
     problems,

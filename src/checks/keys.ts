@@ -22,11 +22,12 @@ const ROLE_TEXT: Record<DeclaredKey["role"], string> = {
   "age-ssh": "sops.age.sshKeyPaths",
   "ssh-gpg": "sops.gnupg.sshKeyPaths",
   "age-key-file": "sops.age.keyFile",
+  extra: "the agent's extra_key_paths",
 };
 
 export function checkKeys(observed: ObservedScope): Problem[] {
   const scope = observed.declared.scope;
-  const usable = observed.keys.filter((k) => resolves(k.resolution) && isFile(k));
+  const usable = observed.keys.filter((k) => k.key.role !== "extra" && resolves(k.resolution) && isFile(k));
   return observed.keys.flatMap((k) => checkKey(scope, k, usable.length));
 }
 
@@ -39,6 +40,8 @@ function isFile(k: KeyObservation): boolean {
  * ssh key is critical only when no key of the scope is left to decrypt with.
  */
 function severityOf(key: DeclaredKey, usableKeys: number): Severity {
+  // A key the agent was told to watch is not one sops-nix reads: worth a warning, never critical.
+  if (key.role === "extra") return "warning";
   return key.role === "age-key-file" || usableKeys === 0 ? "critical" : "warning";
 }
 

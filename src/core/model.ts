@@ -47,7 +47,8 @@ export interface DeclaredTemplate extends DeclaredFileBase {
 
 export type DeclaredFile = DeclaredSecret | DeclaredTemplate;
 
-export type KeyRole = "age-ssh" | "ssh-gpg" | "age-key-file";
+/** Where a key comes from: the manifest's three key options, or the agent's own `extra_key_paths`. */
+export type KeyRole = "age-ssh" | "ssh-gpg" | "age-key-file" | "extra";
 
 export interface DeclaredKey {
   readonly path: string;

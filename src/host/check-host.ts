@@ -78,11 +78,11 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   };
 }
 
-/** Extra key paths from the agent's config are checked as part of the system scope(s). */
+/** Extra key paths from the agent's config are checked with the system scope, at warning severity. */
 function withExtraKeys(scopes: DeclaredScope[], extra: readonly string[]): DeclaredScope[] {
   if (extra.length === 0) return scopes;
   return scopes.map((s) =>
-    s.userMode
+    s.scope !== "system"
       ? s
       : {
           ...s,
@@ -90,7 +90,7 @@ function withExtraKeys(scopes: DeclaredScope[], extra: readonly string[]): Decla
             ...s.keys,
             ...extra
               .filter((p) => !s.keys.some((k) => k.path === p))
-              .map((path) => ({ path, role: "age-key-file" as const })),
+              .map((path) => ({ path, role: "extra" as const })),
           ],
         },
   );

@@ -61,7 +61,7 @@ function observeFile(
     facts.state === "present" &&
     facts.type === "file"
   ) {
-    const text = fs.readRealText(generationPath, MAX_TEMPLATE_SCAN);
+    const text = fs.readText(generationPath, MAX_TEMPLATE_SCAN);
     unrenderedPlaceholder = typeof text === "string" ? hasUnrenderedPlaceholder(text) : null;
   }
   const link = isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)

@@ -21,17 +21,41 @@ export class RootFs {
     return this.root === "/" ? normal : this.root + normal;
   }
 
-  /** lstat, with the link text for symlinks. Never throws. */
+  /**
+   * lstat, with the link text for symlinks. Never throws. Under a root other than `/`, the parent
+   * directory is resolved inside the root first: the kernel would otherwise follow a symlink in a parent
+   * (an absolute link to /persist, say) on the running host.
+   */
   lstat(hostPath: string): PathFacts {
-    return this.lstatReal(this.real(hostPath));
+    if (this.root === "/") return this.lstatReal(this.real(hostPath));
+    const normal = path.posix.normalize(`/${hostPath}`);
+    if (normal === "/") return this.lstatReal(this.root);
+    const parent = this.resolveDir(path.posix.dirname(normal));
+    if (parent.state === "inaccessible") return { state: "inaccessible", errno: parent.errno };
+    if (parent.state !== "resolved" || parent.facts.type !== "directory") return ABSENT;
+    return this.lstatReal(`${this.real(parent.path)}/${path.posix.basename(normal)}`);
   }
 
   /**
-   * lstat of `<dir>/<rel>` where `realDir` is already a real path: one path join per secret instead of a
-   * normalisation. A relative part that is not plain (`..`, `.`, `//`) takes the normalising way.
+   * lstat of `<dir>/<name>` where `realDir` is the real path of an already resolved directory: one path
+   * join per secret. A name with directories in it (`nginx/htpasswd`) or `..`/`.` takes the resolving way.
    */
-  lstatUnder(realDir: string, hostDir: string, rel: string): PathFacts {
-    return isPlainRelative(rel) ? this.lstatReal(`${realDir}/${rel}`) : this.lstat(`${hostDir}/${rel}`);
+  lstatUnder(realDir: string, hostDir: string, name: string): PathFacts {
+    return isPlainName(name) ? this.lstatReal(`${realDir}/${name}`) : this.lstat(`${hostDir}/${name}`);
+  }
+
+  /**
+   * Directories resolved so far. A RootFs is a snapshot reader, made for one check: many secrets share a
+   * directory, and a check looks at the tree as it was when the check began.
+   */
+  private readonly resolvedDirs = new Map<string, Resolution>();
+
+  private resolveDir(hostDir: string): Resolution {
+    const known = this.resolvedDirs.get(hostDir);
+    if (known !== undefined) return known;
+    const resolved = this.resolve(hostDir);
+    this.resolvedDirs.set(hostDir, resolved);
+    return resolved;
   }
 
   private lstatReal(real: string): PathFacts {
@@ -67,7 +91,8 @@ export class RootFs {
         continue;
       }
       const next = path.posix.join(current, part);
-      const seen = this.lstat(next);
+      // `current` is resolved already: look at the entry itself, never through a parent link.
+      const seen = this.lstatReal(this.real(next));
       if (seen.state === "absent") return { state: "absent", path: next };
       if (seen.state === "inaccessible") return { state: "inaccessible", path: next, errno: seen.errno };
       if (seen.type === "symlink" && seen.linkTarget !== undefined) {
@@ -89,6 +114,9 @@ export class RootFs {
     const resolved = this.resolve(hostPath);
     if (resolved.state !== "resolved")
       return { error: resolved.state === "inaccessible" ? resolved.errno : "ENOENT" };
+    // Only regular files: opening a FIFO or a device would block the synchronous check forever.
+    if (resolved.facts.type !== "file")
+      return { error: resolved.facts.type === "directory" ? "EISDIR" : "EINVAL" };
     return this.readRealText(resolved.path, maxBytes);
   }
 
@@ -149,11 +177,9 @@ export class RootFs {
 const NO_THROW = { throwIfNoEntry: false } as const;
 const ABSENT: PathFacts = { state: "absent" };
 
-/** An absolute, trailing-slash, empty, `.` or `..` segment: such a relative part must be normalised. */
-const UNPLAIN_SEGMENT = /^\/|\/$|\/\/|(^|\/)\.{1,2}(\/|$)/;
-
-function isPlainRelative(p: string): boolean {
-  return p !== "" && !UNPLAIN_SEGMENT.test(p);
+/** A single entry name: no directory separator, not `.` or `..`. */
+function isPlainName(p: string): boolean {
+  return p !== "" && p !== "." && p !== ".." && !p.includes("/");
 }
 
 /** True for `/a/b` forms that normalize would leave unchanged: no `//`, `.` or `..` segments. */

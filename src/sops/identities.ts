@@ -35,6 +35,7 @@ export function scopeIdentities(fs: RootFs, scope: DeclaredScope): HostRecipient
 export function keyRecipients(fs: RootFs, key: DeclaredKey): readonly string[] {
   switch (key.role) {
     case "ssh-gpg":
+    case "extra":
       return [];
     case "age-key-file":
       return recipientsOf(read(fs, key.path), ageFromIdentityFile);
