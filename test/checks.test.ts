@@ -417,3 +417,20 @@ describe("extra_key_paths", () => {
     ]);
   });
 });
+
+describe("a secret and a template with the same name", () => {
+  it("are told apart: a problem of one does not mark the other not ok", () => {
+    const host = withSystem((spec) => ({
+      ...spec,
+      system: { ...spec.system, secrets: [{ name: "app" }], templates: [{ name: "app", mode: "0400" }] },
+    }))();
+    fs.chmodSync(host.real(`${gen}/rendered/app`), 0o444);
+    const run = checkHost({ root: host.root, manifests: null, env: {} });
+    expect(run.document.problems.map((p) => [p.code, p.subject])).toEqual([["wrong_mode", "app"]]);
+    const app = run.document.secrets.filter((s) => s.scope === "system" && s.name === "app");
+    expect(app.map((s) => [s.kind, s.ok])).toEqual([
+      ["secret", true],
+      ["template", false],
+    ]);
+  });
+});

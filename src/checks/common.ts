@@ -2,7 +2,7 @@
 
 import type { PathFacts, Resolution } from "../core/facts.js";
 import type { ScopeName } from "../core/model.js";
-import { PROBLEM_CODES, type Problem, type ProblemCode, type Severity } from "../core/problems.js";
+import type { Problem, ProblemCode, Severity } from "../core/problems.js";
 
 export function problem(
   code: ProblemCode,
@@ -32,9 +32,4 @@ export function describeFacts(facts: PathFacts): string {
 
 export function resolves(resolution: Resolution): boolean {
   return resolution.state === "resolved";
-}
-
-/** For the README and `--help`: every code with its one-line meaning. */
-export function describeCode(code: ProblemCode): string {
-  return PROBLEM_CODES[code];
 }

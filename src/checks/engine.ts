@@ -2,7 +2,7 @@
 // others still run, as node_exporter does for collectors.
 
 import { performance } from "node:perf_hooks";
-import { compareProblems, type Problem } from "../core/problems.js";
+import type { Problem } from "../core/problems.js";
 import type { FamilyResult } from "../core/report.js";
 import type { CheckFamily, CheckInput } from "./family.js";
 
@@ -28,6 +28,5 @@ export function runFamilies(families: readonly CheckFamily[], input: CheckInput)
       });
     }
   }
-  problems.sort(compareProblems);
   return { problems, families: results };
 }

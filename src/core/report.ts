@@ -1,6 +1,6 @@
 // The status document (`status --json`, `/status`) and the richer result of one full check run.
 
-import type { DeclaredScope, ScopeName } from "./model.js";
+import type { ScopeName } from "./model.js";
 import type { ObservedScope } from "./observation.js";
 import type { Problem } from "./problems.js";
 
@@ -68,5 +68,3 @@ export interface CheckRun {
   readonly startedAt: number;
   readonly durationSeconds: number;
 }
-
-export type { DeclaredScope };

@@ -1,5 +1,6 @@
 // Builds the status document from what was observed and the problems found. Pure.
 
+import type { DeclaredFile } from "./model.js";
 import type { ObservedScope } from "./observation.js";
 import type { Problem } from "./problems.js";
 import type { HostRecipient, ScopeSummary, SecretStatus, StatusDocument } from "./report.js";
@@ -18,7 +19,11 @@ export function buildStatus(
       )
       .map((p) => p.scope),
   );
-  const badFiles = new Set(critical.map((p) => `${p.scope}\u0000${p.subject}`));
+  const bySubject = new Map<string, Problem[]>();
+  for (const p of critical) {
+    const key = `${p.scope}\u0000${p.subject}`;
+    bySubject.set(key, [...(bySubject.get(key) ?? []), p]);
+  }
   const scopes: ScopeSummary[] = observed.map((o) => ({
     scope: o.declared.scope,
     manifest: o.declared.manifestPath,
@@ -28,18 +33,19 @@ export function buildStatus(
     secrets: o.declared.secrets.length,
     templates: o.declared.templates.length,
   }));
-  const secrets: SecretStatus[] = observed.flatMap((o) =>
-    [...o.declared.secrets, ...o.declared.templates].map((d) => ({
+  const secrets: SecretStatus[] = observed.flatMap((o) => {
+    const scopeBroken = brokenScopes.has(o.declared.scope);
+    return [...o.declared.secrets, ...o.declared.templates].map((d) => ({
       scope: o.declared.scope,
       kind: d.kind,
       name: d.name,
       path: d.path,
       // The key string is only built when there is a critical problem to look up.
       ok:
-        !brokenScopes.has(o.declared.scope) &&
-        (badFiles.size === 0 || !badFiles.has(`${o.declared.scope}\u0000${d.name}`)),
-    })),
-  );
+        !scopeBroken &&
+        (bySubject.size === 0 || !isNamedBy(bySubject.get(`${o.declared.scope}\u0000${d.name}`), d, o)),
+    }));
+  });
   return {
     healthy: critical.length === 0,
     scopes,
@@ -47,4 +53,18 @@ export function buildStatus(
     secrets,
     recipients: [...recipients],
   };
+}
+
+/**
+ * Whether one of the problems naming this file's name is about this file. A secret and a template may
+ * share a name (separate namespaces in sops-nix): then the problem's path tells them apart.
+ */
+function isNamedBy(problems: readonly Problem[] | undefined, d: DeclaredFile, o: ObservedScope): boolean {
+  if (problems === undefined) return false;
+  const other = d.kind === "secret" ? o.declared.templates : o.declared.secrets;
+  if (!other.some((x) => x.name === d.name)) return true;
+  const generationPath = o.files.find((f) => f.declared === d)?.generationPath;
+  return problems.some(
+    (p) => p.path === d.path || p.path === generationPath || (d.kind === "secret" && p.path === d.sopsFile),
+  );
 }
