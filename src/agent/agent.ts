@@ -7,6 +7,7 @@ import { type ScheduledTask, schedule } from "node-cron";
 import { parsePasswd } from "../core/accounts.js";
 import type { DeclaredFile, ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
+import { relativeInGeneration } from "../core/placement.js";
 import type { CheckRun, StatusDocument } from "../core/report.js";
 import { type CheckHostOptions, checkHost } from "../host/check-host.js";
 import { ManifestCache } from "../host/load-scopes.js";
@@ -412,7 +413,7 @@ function diffFiles(
     s?.files.forEach((d, i) => {
       const size = s.stamps[3 * i] ?? Number.NaN;
       if (Number.isNaN(size)) return;
-      const name = d.kind === "template" ? `rendered/${d.name}` : d.name;
+      const name = relativeInGeneration(d);
       m.set(name, { size, mtimeMs: s.stamps[3 * i + 1] ?? 0, ino: s.stamps[3 * i + 2] ?? 0 });
     });
     return m;

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { validate as validCron } from "node-cron";
+import { errnoOf } from "../host/rootfs.js";
 import {
   ConfigError,
   type Entry,
@@ -167,8 +168,7 @@ export function loadConfigFile(file: string): ConfigLayer {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "EIO";
-    throw new ConfigError(file, 1, `cannot read the config file (${code})`);
+    throw new ConfigError(file, 1, `cannot read the config file (${errnoOf(err)})`);
   }
   return parseConfig(text, file);
 }

@@ -7,7 +7,7 @@
 // escaping, number formatting, blank line between families, first-insertion order, last value wins).
 
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Principal, ScopeName } from "../core/model.js";
+import { principalText, type ScopeName } from "../core/model.js";
 import { compareProblems, type Problem, SEVERITIES, type Severity } from "../core/problems.js";
 import type { CheckRun } from "../core/report.js";
 
@@ -264,9 +264,9 @@ export function renderState({ run, switches }: PublishedState): Buffer {
         "mode",
         d.modeText,
         "owner",
-        principal(d.owner),
+        principalText(d.owner),
         "group",
-        principal(d.group),
+        principalText(d.group),
       );
       secretInfo.set(`${prefixes[d.kind]}${escapeLabelValue(d.name)}",${extra.slice(1)}`, 1);
     }
@@ -425,6 +425,3 @@ class SecretKeys {
 }
 
 /** The declared name, or the numeric id as a string. */
-export function principal(p: Principal): string {
-  return p.kind === "name" ? p.name : String(p.id);
-}

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
+import { errnoOf } from "../host/rootfs.js";
 import {
   booleanValue,
   ConfigError,
@@ -410,8 +411,4 @@ function parseBasic(header: string | undefined): { user: string; password: strin
   const colon = decoded.indexOf(":");
   if (colon < 0) return null;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
-}
-
-function errnoOf(err: unknown): string {
-  return typeof err === "object" && err !== null && "code" in err ? String(err.code) : "EIO";
 }

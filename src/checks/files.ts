@@ -1,6 +1,6 @@
 // Per-file checks: every declared secret and template in the generation the link points to.
 
-import type { Accounts, DeclaredFile, Principal } from "../core/model.js";
+import { type Accounts, type DeclaredFile, type Principal, principalText } from "../core/model.js";
 import type { FileObservation, ObservedScope } from "../core/observation.js";
 import type { Problem } from "../core/problems.js";
 import { describeFacts, octal, problem } from "./common.js";
@@ -101,10 +101,6 @@ export function expectedId(p: Principal, accounts: Accounts, table: "users" | "g
   if (p.kind === "id") return p.id;
   const entry = table === "users" ? accounts.users.get(p.name) : accounts.groups.get(p.name);
   return entry?.id ?? null;
-}
-
-function principalText(p: Principal): string {
-  return p.kind === "name" ? p.name : String(p.id);
 }
 
 function checkOwnership(file: FileObservation, accounts: Accounts, observed: ObservedScope): Problem[] {

@@ -2,7 +2,7 @@
 
 import * as path from "node:path";
 import type { ObservedScope } from "../core/observation.js";
-import { relativeInGeneration } from "../core/placement.js";
+import { absoluteLinkTarget, relativeInGeneration } from "../core/placement.js";
 import type { Problem } from "../core/problems.js";
 import { describeFacts, problem } from "./common.js";
 import type { CheckFamily } from "./family.js";
@@ -45,7 +45,7 @@ export function checkLinks(observed: ObservedScope): Problem[] {
       continue;
     }
     const target =
-      f.type === "symlink" && f.linkTarget !== undefined ? absoluteTarget(d.path, f.linkTarget) : null;
+      f.type === "symlink" && f.linkTarget !== undefined ? absoluteLinkTarget(d.path, f.linkTarget) : null;
     if (target !== expected) {
       problems.push(
         at(
@@ -65,8 +65,4 @@ export function checkLinks(observed: ObservedScope): Problem[] {
     }
   }
   return problems;
-}
-
-function absoluteTarget(linkPath: string, raw: string): string {
-  return path.posix.normalize(raw.startsWith("/") ? raw : path.posix.join(path.posix.dirname(linkPath), raw));
 }

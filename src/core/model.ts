@@ -20,6 +20,11 @@ export type Principal =
   | { readonly kind: "name"; readonly name: string }
   | { readonly kind: "id"; readonly id: number };
 
+/** A principal as users read it and as the `owner`/`group` labels show it: the name, or the numeric id. */
+export function principalText(p: Principal): string {
+  return p.kind === "name" ? p.name : String(p.id);
+}
+
 interface DeclaredFileBase {
   readonly name: string;
   /** Where the user expects the file, `%r` expanded. Equal to `<symlinkPath>/<name>` unless overridden. */

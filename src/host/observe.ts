@@ -15,7 +15,7 @@ import type {
   StrayKeyLink,
 } from "../core/observation.js";
 import { hasUnrenderedPlaceholder } from "../core/placeholder.js";
-import { relativeInGeneration } from "../core/placement.js";
+import { absoluteLinkTarget, relativeInGeneration } from "../core/placement.js";
 import type { RootFs } from "./rootfs.js";
 
 const ABSENT: PathFacts = { state: "absent" };
@@ -86,9 +86,7 @@ function sessionOf(fs: RootFs, scope: DeclaredScope): SessionState {
 function generationOf(fs: RootFs, scope: DeclaredScope, link: PathFacts): GenerationObservation | null {
   if (link.state !== "present" || link.type !== "symlink" || link.linkTarget === undefined) return null;
   const raw = link.linkTarget;
-  const target = path.posix.normalize(
-    raw.startsWith("/") ? raw : path.posix.join(path.posix.dirname(scope.symlinkPath), raw),
-  );
+  const target = absoluteLinkTarget(scope.symlinkPath, raw);
   const base = path.posix.basename(target);
   const insideMount = path.posix.dirname(target) === path.posix.normalize(scope.mountPoint);
   return {
