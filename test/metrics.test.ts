@@ -100,6 +100,7 @@ function run(observed: ObservedScope[], problems: Problem[] = []): CheckRun {
               recipients: { age: 2, pgp: 0 },
             },
           ],
+    homes: [],
     startedAt: 1_800_000_000,
     durationSeconds: 0.01,
   };

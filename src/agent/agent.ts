@@ -2,9 +2,7 @@
 // watch events, on the cron schedule, on reload), publishes each result whole, and logs deploy events.
 // What a publish means and how a switch is told apart are pure functions below, tested on their own.
 
-import * as path from "node:path";
 import { type ScheduledTask, schedule } from "node-cron";
-import { parsePasswd } from "../core/accounts.js";
 import type { DeclaredFile, ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
 import { relativeInGeneration } from "../core/placement.js";
@@ -297,22 +295,18 @@ export class Agent {
     const watcher = this.watcher;
     if (watcher === null) return;
     const fs = new RootFs(this.config.root);
-    const passwd = fs.readText("/etc/passwd");
-    const homes =
-      typeof passwd === "string"
-        ? [...new Set([...parsePasswd(passwd).values()].map((u) => u.home))].filter(isPlausibleHome)
-        : [];
     const plan = planWatches(
-      wantedPaths({ run, extraKeyPaths: this.config.extraKeyPaths, homes, platform: process.platform }),
+      wantedPaths({
+        run,
+        extraKeyPaths: this.config.extraKeyPaths,
+        homes: run.homes,
+        platform: process.platform,
+      }),
       fs,
     );
     // A directory watched only from now on may have changed since the check read it: look once more.
     if (await watcher.retarget(plan)) this.pending = true;
   }
-}
-
-function isPlausibleHome(home: string): boolean {
-  return path.isAbsolute(home) && !["/", "/var/empty", "/nonexistent", "/dev/null"].includes(home);
 }
 
 /**

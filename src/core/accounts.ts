@@ -64,3 +64,14 @@ function parseId(text: string | undefined): number | null {
   const id = Number(text);
   return id <= 0xffffffff ? id : null;
 }
+
+/** Home directories worth looking into: absolute, and not the placeholders system accounts use. */
+export function userHomes(accounts: Accounts): string[] {
+  const homes = new Set<string>();
+  for (const user of accounts.users.values()) {
+    if (user.home.startsWith("/") && !PLACEHOLDER_HOMES.has(user.home)) homes.add(user.home);
+  }
+  return [...homes].sort();
+}
+
+const PLACEHOLDER_HOMES = new Set(["/", "/var/empty", "/nonexistent", "/dev/null"]);

@@ -64,6 +64,8 @@ export interface CheckRun {
   /** Scopes whose manifest parsed, with what was seen on disk. */
   readonly observed: readonly ObservedScope[];
   readonly sopsFiles: readonly SopsFileSummary[];
+  /** The users' home directories the check read from passwd (where home-manager scopes may appear). */
+  readonly homes: readonly string[];
   /** Unix time in seconds when the run started. */
   readonly startedAt: number;
   readonly durationSeconds: number;

@@ -6,6 +6,7 @@ import { performance } from "node:perf_hooks";
 import { runFamilies } from "../checks/engine.js";
 import { CHECK_FAMILIES } from "../checks/registry.js";
 import { sopsFamily } from "../checks/sops.js";
+import { userHomes } from "../core/accounts.js";
 import type { DeclaredScope } from "../core/model.js";
 import { compareProblems, type Problem } from "../core/problems.js";
 import type { CheckRun, FamilyResult, HostRecipient } from "../core/report.js";
@@ -73,6 +74,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
     families: sopsRead === null ? engine.families : [...engine.families, sopsRead],
     observed,
     sopsFiles: sopsFileSummaries(scopes, sops),
+    homes: userHomes(accounts),
     startedAt,
     durationSeconds: (performance.now() - started) / 1000,
   };

@@ -3,6 +3,7 @@
 // memory and dropped.
 
 import * as path from "node:path";
+import { userHomes } from "../core/accounts.js";
 import type { PathFacts } from "../core/facts.js";
 import type { Accounts, DeclaredFile, DeclaredScope } from "../core/model.js";
 import type {
@@ -100,11 +101,7 @@ function generationOf(fs: RootFs, scope: DeclaredScope, link: PathFacts): Genera
 /** `id_infrastructure` links in the places the first user's setup puts them. */
 export function observeHost(fs: RootFs, accounts: Accounts): HostObservation {
   const candidates = new Set<string>(["/root/id_infrastructure"]);
-  for (const user of accounts.users.values()) {
-    if (user.home !== "" && user.home !== "/var/empty" && user.home !== "/nonexistent") {
-      candidates.add(path.posix.join(user.home, ".ssh/id_infrastructure"));
-    }
-  }
+  for (const home of userHomes(accounts)) candidates.add(path.posix.join(home, ".ssh/id_infrastructure"));
   const strayKeyLinks: StrayKeyLink[] = [];
   for (const candidate of [...candidates].sort()) {
     const facts = fs.lstat(candidate);
