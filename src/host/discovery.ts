@@ -337,8 +337,29 @@ interface ManifestHead {
   readonly symlinkPath: string;
 }
 
+/**
+ * Heads already read, by real path and (size, mtime, inode): the agent names the scope of each `--manifest`
+ * on every check, and a manifest can be megabytes. Store paths never change, so this rarely misses.
+ */
+const heads = new Map<string, { readonly stamp: string; readonly head: ManifestHead | null }>();
+const MAX_HEADS = 64;
+
 /** Just the two fields that name a manifest's scope; null when it cannot be read as a JSON object. */
 function manifestHead(reader: RootFs, manifestPath: string): ManifestHead | null {
+  const resolved = reader.resolve(manifestPath);
+  if (resolved.state !== "resolved") return readManifestHead(reader, manifestPath);
+  const key = reader.real(resolved.path);
+  const f = resolved.facts;
+  const stamp = `${f.size}\0${f.mtimeMs}\0${f.ino}`;
+  const known = heads.get(key);
+  if (known?.stamp === stamp) return known.head;
+  const head = readManifestHead(reader, manifestPath);
+  if (heads.size >= MAX_HEADS) heads.clear();
+  heads.set(key, { stamp, head });
+  return head;
+}
+
+function readManifestHead(reader: RootFs, manifestPath: string): ManifestHead | null {
   const text = reader.readText(manifestPath, MAX_MANIFEST_BYTES);
   if (typeof text !== "string") return null;
   let json: unknown;
