@@ -41,8 +41,32 @@ export class RootFs {
    * join per secret. A name with directories in it (`nginx/htpasswd`) or `..`/`.` takes the resolving way.
    */
   lstatUnder(realDir: string, hostDir: string, name: string): PathFacts {
-    return isPlainName(name) ? this.lstatReal(`${realDir}/${name}`) : this.lstat(`${hostDir}/${name}`);
+    if (isPlainName(name)) return this.lstatReal(`${realDir}/${name}`);
+    const slash = name.lastIndexOf("/");
+    const sub = name.slice(0, slash);
+    const base = name.slice(slash + 1);
+    if (!isPlainName(base) || !isPlainRelative(sub)) return this.lstat(`${hostDir}/${name}`);
+    // A name like nginx/htpasswd: its sub-directory is resolved once per check, then one join per secret.
+    const dir = this.realDirOf(`${hostDir}/${sub}`);
+    return typeof dir === "string" ? this.lstatReal(`${dir}/${base}`) : dir;
   }
+
+  /** The real path of a host directory resolved inside the root (remembered), or why it cannot be used. */
+  private realDirOf(hostDir: string): string | PathFacts {
+    const known = this.realDirs.get(hostDir);
+    if (known !== undefined) return known;
+    const resolved = this.resolveDir(hostDir);
+    const dir: string | PathFacts =
+      resolved.state === "inaccessible"
+        ? { state: "inaccessible", errno: resolved.errno }
+        : resolved.state === "resolved" && resolved.facts.type === "directory"
+          ? this.real(resolved.path)
+          : ABSENT;
+    this.realDirs.set(hostDir, dir);
+    return dir;
+  }
+
+  private readonly realDirs = new Map<string, string | PathFacts>();
 
   /**
    * Directories resolved so far. A RootFs is a snapshot reader, made for one check: many secrets share a
@@ -176,6 +200,13 @@ export class RootFs {
 
 const NO_THROW = { throwIfNoEntry: false } as const;
 const ABSENT: PathFacts = { state: "absent" };
+
+/** A relative path of plain names: no leading or trailing `/`, no `//`, no `.` or `..` segment. */
+const UNPLAIN = /^\/|\/$|\/\/|(^|\/)\.{1,2}(\/|$)/;
+
+function isPlainRelative(p: string): boolean {
+  return p !== "" && !UNPLAIN.test(p);
+}
 
 /** A single entry name: no directory separator, not `.` or `..`. */
 function isPlainName(p: string): boolean {
