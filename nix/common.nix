@@ -20,6 +20,17 @@ in
 {
   inherit defaultPort listen;
 
+  # The agent's command line in every unit and launchd job: `sops-agent run --config FILE` and extraFlags.
+  runArgs =
+    cfg: configPath:
+    [
+      (lib.getExe cfg.package)
+      "run"
+      "--config"
+      configPath
+    ]
+    ++ cfg.extraFlags;
+
   # `configPath`: where the agent reads its config by default, for the option documentation.
   options =
     { pkgs, configPath }:

@@ -14,13 +14,7 @@ let
   configPath = "/etc/sops-agent/config.yaml";
   configFile = common.configFile pkgs cfg;
   logDir = "/var/log/sops-agent";
-  args = [
-    (lib.getExe cfg.package)
-    "run"
-    "--config"
-    configPath
-  ]
-  ++ cfg.extraFlags;
+  args = common.runArgs cfg configPath;
 in
 {
   options.services.sops-agent = common.options { inherit pkgs configPath; };

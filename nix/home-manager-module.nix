@@ -14,13 +14,7 @@ let
   configPath = "${config.xdg.configHome}/sops-agent/config.yaml";
   configFile = common.configFile pkgs cfg;
   logDir = "${config.home.homeDirectory}/Library/Logs/sops-agent";
-  args = [
-    (lib.getExe cfg.package)
-    "run"
-    "--config"
-    configPath
-  ]
-  ++ cfg.extraFlags;
+  args = common.runArgs cfg configPath;
 in
 {
   options.services.sops-agent = common.options { inherit pkgs configPath; };

@@ -77,15 +77,7 @@ in
 
       serviceConfig = {
         Type = "simple";
-        ExecStart = lib.escapeShellArgs (
-          [
-            (lib.getExe cfg.package)
-            "run"
-            "--config"
-            configPath
-          ]
-          ++ cfg.extraFlags
-        );
+        ExecStart = lib.escapeShellArgs (common.runArgs cfg configPath);
         ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
         Restart = "on-failure";
         RestartSec = "5s";

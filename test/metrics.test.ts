@@ -1,44 +1,26 @@
 import { Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { AgentMetrics, renderState } from "../src/agent/metrics.js";
-import type { DeclaredScope, DeclaredSecret } from "../src/core/model.js";
+import type { DeclaredSecret } from "../src/core/model.js";
 import type { FileObservation, ObservedScope } from "../src/core/observation.js";
 import type { Problem } from "../src/core/problems.js";
 import type { CheckRun } from "../src/core/report.js";
 import { buildStatus } from "../src/core/status.js";
+import { declaredScope, declaredSecret } from "../src/example/declared.js";
 
 function secret(name: string, owner: DeclaredSecret["owner"] = { kind: "id", id: 0 }): DeclaredSecret {
-  return {
-    kind: "secret",
-    name,
-    path: `/run/secrets/${name}`,
-    mode: 0o400,
-    modeText: "0400",
+  return declaredSecret(name, {
     owner,
     group: { kind: "name", name: "keys" },
     sopsFile: "/nix/store/x-secrets.yaml",
-    key: name,
-    format: "yaml",
-  };
+  });
 }
 
 function scope(names: readonly string[], generation = 3): ObservedScope {
   const secrets = names.map((n, i) =>
     secret(n, i === 0 ? { kind: "name", name: "nginx" } : { kind: "id", id: 0 }),
   );
-  const declared: DeclaredScope = {
-    scope: "system",
-    manifestPath: "/nix/store/m-manifest.json",
-    platform: "linux",
-    userMode: false,
-    user: null,
-    runtimeDir: null,
-    symlinkPath: "/run/secrets",
-    mountPoint: "/run/secrets.d",
-    keys: [],
-    secrets,
-    templates: [],
-  };
+  const declared = declaredScope(secrets, { manifestPath: "/nix/store/m-manifest.json" });
   const files: FileObservation[] = secrets.map((d, i) => ({
     declared: d,
     generationPath: `/run/secrets.d/${generation}/${d.name}`,

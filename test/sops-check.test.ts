@@ -15,6 +15,7 @@ import type {
 } from "../src/core/model.js";
 import type { ObservedScope } from "../src/core/observation.js";
 import type { Problem } from "../src/core/problems.js";
+import { declaredScope, declaredSecret } from "../src/example/declared.js";
 import { RootFs } from "../src/host/rootfs.js";
 import { ed25519PublicToAge } from "../src/sops/age.js";
 import type { SopsObservation } from "../src/sops/model.js";
@@ -47,35 +48,11 @@ class Host {
 }
 
 function secret(name: string, sopsFile: string, key: string, format: SecretFormat = "yaml"): DeclaredSecret {
-  const principal = { kind: "id", id: 0 } as const;
-  return {
-    kind: "secret",
-    name,
-    path: `/run/secrets/${name}`,
-    mode: 0o400,
-    modeText: "0400",
-    owner: principal,
-    group: principal,
-    sopsFile,
-    key,
-    format,
-  };
+  return declaredSecret(name, { sopsFile, key, format });
 }
 
 function scope(secrets: DeclaredSecret[], keys: DeclaredKey[], name: ScopeName = "system"): DeclaredScope {
-  return {
-    scope: name,
-    manifestPath: `${STORE}manifest.json`,
-    platform: "linux",
-    userMode: false,
-    user: null,
-    runtimeDir: null,
-    symlinkPath: "/run/secrets",
-    mountPoint: "/run/secrets.d",
-    keys,
-    secrets,
-    templates: [],
-  };
+  return declaredScope(secrets, { scope: name, manifestPath: `${STORE}manifest.json`, keys });
 }
 
 function observed(declared: DeclaredScope): ObservedScope {

@@ -8,8 +8,9 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { sopsFamily } from "../checks/sops.js";
 import { emptyAccounts } from "../core/accounts.js";
-import type { DeclaredScope, DeclaredSecret } from "../core/model.js";
+import type { DeclaredScope } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
+import { declaredScope, declaredSecret } from "../example/declared.js";
 import { RootFs } from "../host/rootfs.js";
 import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache } from "../sops/reader.js";
@@ -56,32 +57,16 @@ function layout(root: string): DeclaredScope {
   }
   fs.mkdirSync(path.join(root, "/var/lib/sops-nix"), { recursive: true });
   fs.writeFileSync(path.join(root, "/var/lib/sops-nix/key.txt"), AGE_KEY, { mode: 0o600 });
-  const principal = { kind: "id", id: 0 } as const;
-  const secrets: DeclaredSecret[] = Array.from({ length: SECRETS }, (_, n) => ({
-    kind: "secret",
-    name: `secret-${n}`,
-    path: `/run/secrets/secret-${n}`,
-    mode: 0o400,
-    modeText: "0400",
-    owner: principal,
-    group: principal,
-    sopsFile: storePath(n % FILES),
-    key: `svc${Math.floor(n / FILES)}/password`,
-    format: "yaml",
-  }));
-  return {
-    scope: "system",
+  const secrets = Array.from({ length: SECRETS }, (_, n) =>
+    declaredSecret(`secret-${n}`, {
+      sopsFile: storePath(n % FILES),
+      key: `svc${Math.floor(n / FILES)}/password`,
+    }),
+  );
+  return declaredScope(secrets, {
     manifestPath: "/nix/store/bench-manifest.json",
-    platform: "linux",
-    userMode: false,
-    user: null,
-    runtimeDir: null,
-    symlinkPath: "/run/secrets",
-    mountPoint: "/run/secrets.d",
     keys: [{ path: "/var/lib/sops-nix/key.txt", role: "age-key-file" }],
-    secrets,
-    templates: [],
-  };
+  });
 }
 
 function runFamily(scope: DeclaredScope, sops: SopsObservation): number {

@@ -7,33 +7,30 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-export interface SecretSpec {
+/** What secrets and templates share in a spec: the manifest's file fields, all optional. */
+interface FileSpec {
   readonly name: string;
-  /** The decrypted value written into the generation. */
-  readonly value?: string;
   readonly mode?: string;
   readonly owner?: string | null;
   readonly uid?: number;
   readonly group?: string | null;
   readonly gid?: number;
-  /** A path outside symlinkPath; a link to `<symlinkPath>/<name>` is created there. */
+  /** A path outside symlinkPath; a link to where sops-nix puts the file is created there. */
   readonly path?: string;
+}
+
+export interface SecretSpec extends FileSpec {
+  /** The decrypted value written into the generation. */
+  readonly value?: string;
   readonly key?: string;
   readonly format?: "yaml" | "json" | "binary" | "dotenv" | "ini";
   /** Which sops file (by short name) holds it; default "secrets". */
   readonly sopsFile?: string;
 }
 
-export interface TemplateSpec {
-  readonly name: string;
+export interface TemplateSpec extends FileSpec {
   /** The rendered content written into the generation. */
   readonly rendered?: string;
-  readonly mode?: string;
-  readonly owner?: string | null;
-  readonly uid?: number;
-  readonly group?: string | null;
-  readonly gid?: number;
-  readonly path?: string;
 }
 
 export interface ScopeSpec {
