@@ -262,6 +262,7 @@ describe("parseManifest on the example manifests", () => {
         key: "test_key",
         format: "yaml",
         sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
+        sopsFileHash: "e1556cc60fd41c8da9a339afd3ea6d3cb86cb86b21d8c5c4d080be6c2633884d",
       },
       {
         kind: "secret",
@@ -274,6 +275,7 @@ describe("parseManifest on the example manifests", () => {
         key: "nested/test/file",
         format: "yaml",
         sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
+        sopsFileHash: "e1556cc60fd41c8da9a339afd3ea6d3cb86cb86b21d8c5c4d080be6c2633884d",
       },
     ]);
     expect(scope.templates).toEqual([
@@ -285,6 +287,8 @@ describe("parseManifest on the example manifests", () => {
         modeText: "0400",
         owner: { kind: "name", name: "someuser" },
         group: { kind: "name", name: "somegroup" },
+        // The content wins over the file (main.go:702); only its digest is kept.
+        source: { kind: "content", sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
       },
     ]);
   });
@@ -354,6 +358,7 @@ describe("parseManifest defaults and expansion", () => {
       key: "a",
       format: "yaml",
       sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
+      sopsFileHash: "",
     });
     expect(scope.templates[0]?.path).toBe("/run/secrets/rendered/t");
     expect(scope.keys).toEqual([]);

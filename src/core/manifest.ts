@@ -5,6 +5,7 @@
 // manifests hold no secret values, but template `content` may hold anything, so no value is ever echoed
 // except the offending mode or format string.
 
+import { createHash } from "node:crypto";
 import {
   type DeclaredKey,
   type DeclaredScope,
@@ -17,6 +18,7 @@ import {
   type ScopeUser,
   SECRET_FORMATS,
   type SecretFormat,
+  type TemplateSource,
 } from "./model.js";
 
 export interface ManifestContext {
@@ -138,6 +140,9 @@ function declaredSecret(
     key: key === common.name ? common.name : key,
     format: secretFormat(o, `${field}.format`),
     sopsFile: shared.get(requiredString(o, "sopsFile", `${field}.sopsFile`, false)),
+    // Nix-only (modules/sops/default.nix:51): sops-install-secrets ignores it, the agent uses it to tell a
+    // re-encrypted sops file from an unchanged one between generations.
+    sopsFileHash: shared.get(optionalString(o, "sopsFileHash", `${field}.sopsFileHash`) ?? ""),
   };
 }
 
@@ -151,9 +156,9 @@ function declaredTemplate(
 ): DeclaredTemplate {
   const o = object(item, field, "an object");
   const common = fileFields(o, field, `${symlinkPath}/rendered/`, paths, ownership, shared);
-  // Only the types are checked: the agent never needs what a template contains.
-  optionalNullableString(o, "content", `${field}.content`);
-  optionalNullableString(o, "file", `${field}.file`);
+  // The agent never needs what a template contains, only whether its source changed between generations.
+  const content = optionalNullableString(o, "content", `${field}.content`) ?? "";
+  const file = optionalNullableString(o, "file", `${field}.file`) ?? "";
   return {
     kind: "template",
     name: common.name,
@@ -162,7 +167,15 @@ function declaredTemplate(
     modeText: common.modeText,
     owner: common.owner,
     group: common.group,
+    source: templateSource(content, file, shared),
   };
+}
+
+/** sops-install-secrets main.go:702 (sops-nix 56b2406): a non-empty `content` wins over `file`. */
+function templateSource(content: string, file: string, shared: Interner): TemplateSource {
+  if (content !== "") return { kind: "content", sha256: createHash("sha256").update(content).digest("hex") };
+  if (file !== "") return { kind: "file", path: shared.get(file) };
+  return { kind: "none" };
 }
 
 function fileFields(

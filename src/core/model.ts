@@ -44,10 +44,26 @@ export interface DeclaredSecret extends DeclaredFileBase {
   /** Path inside the sops document, `/`-separated; "" means the whole file. */
   readonly key: string;
   readonly format: SecretFormat;
+  /**
+   * sha256 of the sops file as the Nix module computed it (`validateSopsFiles`); "" when the manifest has
+   * none (home-manager writes none, and NixOS leaves it empty when validation is off).
+   */
+  readonly sopsFileHash: string;
 }
+
+/**
+ * Where a template's text comes from, as sops-install-secrets chooses it: `content` when non-empty, else
+ * `file` (main.go:702, sops-nix 56b2406). The content is held only as a digest: a template's text is
+ * never needed, only whether it changed.
+ */
+export type TemplateSource =
+  | { readonly kind: "content"; readonly sha256: string }
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "none" };
 
 export interface DeclaredTemplate extends DeclaredFileBase {
   readonly kind: "template";
+  readonly source: TemplateSource;
 }
 
 export type DeclaredFile = DeclaredSecret | DeclaredTemplate;

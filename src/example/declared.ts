@@ -1,7 +1,7 @@
 // Declared secrets and scopes built in memory, with sops-nix's defaults, for the pure checks' tests and
 // the benchmarks (which skip manifest parsing). Fields not given take the NixOS system scope's values.
 
-import type { DeclaredKey, DeclaredScope, DeclaredSecret } from "../core/model.js";
+import type { DeclaredKey, DeclaredScope, DeclaredSecret, DeclaredTemplate } from "../core/model.js";
 
 const ROOT = { kind: "id", id: 0 } as const;
 
@@ -20,6 +20,24 @@ export function declaredSecret(
     sopsFile: "/nix/store/00000000000000000000000000000000-secrets.yaml",
     key: name,
     format: "yaml",
+    sopsFileHash: "",
+    ...fields,
+  };
+}
+
+export function declaredTemplate(
+  name: string,
+  fields: Partial<Omit<DeclaredTemplate, "kind" | "name">> = {},
+): DeclaredTemplate {
+  return {
+    kind: "template",
+    name,
+    path: `/run/secrets/rendered/${name}`,
+    mode: 0o400,
+    modeText: "0400",
+    owner: ROOT,
+    group: ROOT,
+    source: { kind: "file", path: `/nix/store/00000000000000000000000000000000-${name}` },
     ...fields,
   };
 }
