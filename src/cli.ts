@@ -1,8 +1,6 @@
-#!/usr/bin/env -S node --optimize-for-size --no-opt --expose-gc
-// --optimize-for-size: a 1 MiB young generation and a heap that grows less before collecting, which halves
-// the agent's resident memory at 10,000 secrets (~50 MiB less) for about twice the CPU per check.
-// --no-opt: no optimizing compiler (TurboFan); its code pages, zones and optimized code cost ~6 MiB resident,
-// for ~30% more CPU per check. --expose-gc: the agent collects once after each burst of checks (agent.ts).
+#!/usr/bin/env node
+// No V8 flags: nixpkgs' wrapper runs `node dist/cli.js` and drops any, so the program is measured and
+// tuned on Node's defaults (BENCHMARKS.md).
 // The only place that touches process.exit: every command returns its exit code.
 
 import { realpathSync } from "node:fs";

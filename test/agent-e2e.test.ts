@@ -2,6 +2,8 @@
 
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as http from "node:http";
+import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningAgent, startReadyAgent, waitFor } from "./helpers/agent.js";
 import { cleanupRoots, healthyHost } from "./helpers/host.js";
@@ -50,6 +52,22 @@ describe("sops-agent run", () => {
     expect(out).toBe("");
   });
 
+  it("serves /metrics gzip-compressed when the scraper accepts gzip", async () => {
+    const plain = await agent.metrics();
+    const gz = await rawGet(`${agent.base}/metrics`, { "Accept-Encoding": "gzip" });
+    expect(gz.headers["content-encoding"]).toBe("gzip");
+    expect(gz.headers.vary).toBe("Accept-Encoding");
+    expect(Number(gz.headers["content-length"])).toBe(gz.body.length);
+    const text = gunzipSync(gz.body).toString("utf8");
+    expect(stableLines(text)).toBe(stableLines(plain));
+    expect(gz.body.length).toBeLessThan(Buffer.byteLength(text));
+    // The system gzip accepts it as well (not only Node's zlib).
+    expect(execFileSync("gzip", ["-dc"], { input: gz.body }).toString("utf8")).toBe(text);
+    const identity = await rawGet(`${agent.base}/metrics`, { "Accept-Encoding": "gzip;q=0, identity" });
+    expect(identity.headers["content-encoding"]).toBeUndefined();
+    expect(identity.body.toString("utf8")).toContain("sops_secret_ok{");
+  });
+
   it("sees a deleted secret go missing", async () => {
     rmSync(host.real("/run/secrets.d/1/db-password"));
     const text = await waitFor(
@@ -68,3 +86,20 @@ describe("sops-agent run", () => {
     expect(ms).toBeLessThan(1000);
   });
 });
+
+/** A GET without fetch's transparent decompression: the bytes as sent. */
+function rawGet(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on("error", reject);
+      })
+      .on("error", reject);
+  });
+}

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import bcrypt from "bcryptjs";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { AgentServer, type HttpSource } from "../src/agent/http.js";
+import { AgentServer, acceptsGzip, type HttpSource } from "../src/agent/http.js";
 import { loadWebConfig, NO_WEB_CONFIG, parseWebConfig, type WebConfig } from "../src/agent/web-config.js";
 import type { StatusDocument } from "../src/core/report.js";
 import { requireTool } from "./helpers/tools.js";
@@ -138,5 +138,26 @@ describe("AgentServer", () => {
     await expect(get({})).rejects.toThrow(/self[- ]signed/);
     // Plain HTTP against the TLS port is not served.
     await expect(fetch(`${base.replace("https:", "http:")}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe("acceptsGzip", () => {
+  it.each([
+    [undefined, false],
+    ["", false],
+    ["gzip", true],
+    ["GZIP", true],
+    ["deflate, gzip;q=1.0, *;q=0.5", true],
+    ["x-gzip", true],
+    ["identity", false],
+    ["br, deflate", false],
+    ["gzip;q=0", false],
+    ["gzip; q=0.000", false],
+    ["*", true],
+    ["*;q=0", false],
+    ["gzip;q=0, *", false],
+    ["br, *;q=0.1", true],
+  ])("%j → %s", (header, want) => {
+    expect(acceptsGzip(header)).toBe(want);
   });
 });

@@ -1,3 +1,4 @@
+import { crc32, gunzipSync, inflateRawSync } from "node:zlib";
 import { Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
 import { AgentMetrics, renderState } from "../src/agent/metrics.js";
@@ -239,5 +240,35 @@ describe("AgentMetrics", () => {
       lines(expected, "x_ok{").map((l) => l.replace("x_ok", "sops_secret_ok")),
     );
     expect(text.endsWith("\n")).toBe(true);
+  });
+});
+
+describe("AgentMetrics gzip", () => {
+  it("is one gzip member of the whole body, with the state compressed once per publish", async () => {
+    const m = new AgentMetrics("1.2.3", { processMetrics: false });
+    await m.publish({ run: run([scope(["a", "b"])]), switches: new Map() });
+    const first = Buffer.concat(await m.gzipBody());
+    const second = Buffer.concat(await m.gzipBody());
+    expect(m.stateDeflations).toBe(1);
+    const text = await m.render();
+    expect(gunzipSync(first).toString("utf8")).toBe(text);
+    expect(gunzipSync(second).toString("utf8")).toBe(text);
+    // One member: the deflate stream between the 10-byte header and the 8-byte trailer is the whole body,
+    // and the trailer's CRC-32 and length are those of the whole body.
+    expect(inflateRawSync(first.subarray(10, -8)).toString("utf8")).toBe(text);
+    expect(first.readUInt32LE(first.length - 8)).toBe(crc32(Buffer.from(text)) >>> 0);
+    expect(first.readUInt32LE(first.length - 4)).toBe(Buffer.byteLength(text));
+    await m.publish({ run: run([scope(["a", "b", "c"])], [missing]), switches: new Map() });
+    const third = gunzipSync(Buffer.concat(await m.gzipBody())).toString("utf8");
+    expect(m.stateDeflations).toBe(2);
+    expect(third).toBe(await m.render());
+    expect(third).toContain('name="c"');
+  });
+
+  it("compresses nothing when nobody asks for gzip", async () => {
+    const m = new AgentMetrics("1.2.3", { processMetrics: false });
+    await m.publish({ run: run([scope(["a"])]), switches: new Map() });
+    await m.render();
+    expect(m.stateDeflations).toBe(0);
   });
 });

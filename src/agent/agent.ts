@@ -18,16 +18,6 @@ import { AgentMetrics, type GenerationSwitches, type PublishedState } from "./me
 import { planWatches, SecretsWatcher, wantedPaths } from "./watcher.js";
 import { NO_WEB_CONFIG, type WebConfig } from "./web-config.js";
 
-/**
- * A full collection after a burst of checks, when the node flags expose one (the installed bin does):
- * a check at 10,000 secrets leaves ~10 MB of garbage and spent buffers that V8 would keep resident until
- * its idle reducer runs ~8 s later, or until the next check. One collection costs 10–30 ms, once per burst
- * of checks. Deferred so scrapes queued during the check go first.
- */
-function collectGarbage(): void {
-  (globalThis as { gc?: () => void }).gc?.();
-}
-
 /** How often a check is repeated when the generation it looked at vanished under it. */
 const MAX_ATTEMPTS = 5;
 
@@ -188,6 +178,7 @@ export class Agent {
         // Ready once the first check is published and its watches are in place, so no change is missed.
         ready: () => this.published !== null && this.watching,
         metrics: () => metrics.body(),
+        metricsGzip: () => metrics.gzipBody(),
         metricsContentType: metrics.contentType,
         status: () => this.published?.document ?? null,
         version: this.opts.version,
@@ -243,7 +234,6 @@ export class Agent {
       }
       this.watching = true;
     } while (this.pending && !this.stopped);
-    if (!this.stopped) setImmediate(collectGarbage);
   }
 
   /** A check whose scopes did not swap generations under it; null when the host kept changing. */

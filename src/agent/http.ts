@@ -16,6 +16,8 @@ export interface HttpSource {
   ready(): boolean;
   /** The body: one string, or parts written in order (a cached Buffer is sent as is, never re-encoded). */
   metrics(): Promise<string | readonly (string | Buffer)[]>;
+  /** The same body gzip-compressed, served when the client accepts gzip. */
+  metricsGzip?(): Promise<readonly Buffer[]>;
   readonly metricsContentType: string;
   status(): StatusDocument | null;
   readonly version: string;
@@ -145,7 +147,11 @@ export class AgentServer {
     const src = this.opts.source;
     switch (pathname) {
       case "/metrics":
-        this.send(req, res, 200, src.metricsContentType, await src.metrics());
+        res.setHeader("Vary", "Accept-Encoding");
+        if (src.metricsGzip !== undefined && acceptsGzip(req.headers["accept-encoding"])) {
+          res.setHeader("Content-Encoding", "gzip");
+          this.send(req, res, 200, src.metricsContentType, await src.metricsGzip());
+        } else this.send(req, res, 200, src.metricsContentType, await src.metrics());
         return;
       case "/healthz":
         this.send(req, res, 200, "text/plain; charset=utf-8", "ok\n");
@@ -201,6 +207,24 @@ export class AgentServer {
     for (let i = 0; i < parts.length - 1; i++) res.write(parts[i] as string | Buffer);
     res.end(parts[parts.length - 1]);
   }
+}
+
+/**
+ * Whether an Accept-Encoding header (RFC 9110 12.5.3) allows gzip: `gzip`, `x-gzip` or `*` with a q above
+ * zero, and no `gzip;q=0` refusing it.
+ */
+export function acceptsGzip(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  let star = false;
+  for (const part of header.split(",")) {
+    const [name = "", ...params] = part.split(";");
+    const coding = name.trim().toLowerCase();
+    const q = params.map((p) => /^\s*q\s*=\s*([0-9.]+)\s*$/i.exec(p)?.[1]).find((v) => v !== undefined);
+    const allowed = q === undefined || Number(q) > 0;
+    if (coding === "gzip" || coding === "x-gzip") return allowed;
+    if (coding === "*") star = allowed;
+  }
+  return star;
 }
 
 function landingPage(version: string): string {

@@ -6,6 +6,7 @@
 // The state text is byte-for-byte what prom-client would print for the same series (HELP/TYPE lines, label
 // escaping, number formatting, blank line between families, first-insertion order, last value wins).
 
+import { crc32, deflateRaw, deflateRawSync, constants as zlibConstants } from "node:zlib";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { principalText, type ScopeName } from "../core/model.js";
 import { compareProblems, type Problem, SEVERITIES, type Severity } from "../core/problems.js";
@@ -26,12 +27,32 @@ export interface PublishedState {
 /** A /metrics body: the cached state part, then the live part. */
 export type MetricsBody = readonly [Buffer, string];
 
+/**
+ * The state part as raw deflate blocks that end on a sync flush (byte-aligned, not final), with its CRC-32:
+ * a scrape appends the live part's final blocks and the gzip trailer, so one gzip member is sent and the
+ * megabytes of state are compressed once per publish, not once per scrape.
+ */
+interface DeflatedState {
+  readonly blocks: Buffer;
+  readonly crc: number;
+}
+
+/** The state text of one publish and, once a scraper asked for gzip, its compression. */
+interface RenderedState {
+  readonly text: Buffer;
+  deflated: Promise<DeflatedState> | null;
+}
+
+/** RFC 1952 member header: deflate, no flags, no mtime (the body must not depend on when it was built), OS unknown. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+
 const SCOPE_HOST = "host";
 
 export class AgentMetrics {
   readonly contentType: string;
   private readonly live = new Registry();
-  private stateText: Buffer = Buffer.alloc(0);
+  private state: RenderedState = { text: Buffer.alloc(0), deflated: null };
+  private deflations = 0;
 
   private readonly checkDuration: Histogram;
   private readonly watchEvents: Counter;
@@ -95,7 +116,7 @@ export class AgentMetrics {
   /** Replaces every state series with those of `published` and renders them once. */
   async publish(published: PublishedState): Promise<void> {
     // Synchronous: publishes can no longer finish out of order.
-    this.stateText = renderState(published);
+    this.state = { text: renderState(published), deflated: null };
   }
 
   observeCheckDuration(seconds: number): void {
@@ -115,6 +136,11 @@ export class AgentMetrics {
     if (ok) this.reloadTimestamp.set(nowSeconds);
   }
 
+  /** How many times a state part was compressed (tests count it: once per publish at most). */
+  get stateDeflations(): number {
+    return this.deflations;
+  }
+
   /** The /metrics body as one string (tests, tools). */
   async render(): Promise<string> {
     const [state, live] = await this.body();
@@ -123,9 +149,36 @@ export class AgentMetrics {
 
   /** The /metrics body as parts to write in order: the cached state Buffer and a fresh live rendering. */
   async body(): Promise<MetricsBody> {
-    const state = this.stateText;
+    const state = this.state.text;
     return [state, await this.live.metrics()];
   }
+
+  /**
+   * The /metrics body gzip-compressed, as parts to write in order. The state part is compressed at most once
+   * per publish (off the main thread, in zlib's thread pool); only the small live part is compressed per scrape.
+   */
+  async gzipBody(): Promise<readonly Buffer[]> {
+    const state = this.state;
+    if (state.deflated === null) {
+      this.deflations++;
+      state.deflated = deflateState(state.text);
+    }
+    const deflated = await state.deflated;
+    const live = Buffer.from(await this.live.metrics(), "utf8");
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(crc32(live, deflated.crc) >>> 0, 0);
+    trailer.writeUInt32LE((state.text.length + live.length) % 2 ** 32, 4);
+    return [GZIP_HEADER, deflated.blocks, deflateRawSync(live), trailer];
+  }
+}
+
+function deflateState(text: Buffer): Promise<DeflatedState> {
+  return new Promise((resolve, reject) => {
+    deflateRaw(text, { finishFlush: zlibConstants.Z_SYNC_FLUSH }, (err, blocks) => {
+      if (err !== null) reject(err);
+      else resolve({ blocks, crc: crc32(text) });
+    });
+  });
 }
 
 // --- The state part, rendered as prom-client would print the same series ---------------------------------
