@@ -8,6 +8,7 @@ import type { ObservedScope } from "../core/observation.js";
 import { relativeInGeneration } from "../core/placement.js";
 import type { CheckRun, StatusDocument } from "../core/report.js";
 import { type CheckHostOptions, checkHost } from "../host/check-host.js";
+import { DeclarationMemory, HistoryCache } from "../host/history.js";
 import { ManifestCache } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
 import { SopsFileCache } from "../sops/reader.js";
@@ -60,6 +61,9 @@ export class Agent {
   private readonly switches = new Map<ScopeName, GenerationSwitches>();
   private readonly sopsCache = new SopsFileCache();
   private readonly manifestCache = new ManifestCache();
+  private readonly historyCache = new HistoryCache();
+  /** What each scope declared before the switches this agent saw: leftovers outlive garbage-collected profiles. */
+  private readonly memory = new DeclarationMemory();
   private readonly opts: AgentOptions;
   private readonly log: Logger;
 
@@ -247,6 +251,8 @@ export class Agent {
         env: this.opts.env,
         sopsCache: this.sopsCache,
         manifestCache: this.manifestCache,
+        historyCache: this.historyCache,
+        memory: this.memory,
         extraKeyPaths: this.config.extraKeyPaths,
       });
       this.metrics.observeCheckDuration(run.durationSeconds);

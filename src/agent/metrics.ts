@@ -384,6 +384,10 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     "sops_file_recipients",
     "Number of recipients of an encrypted sops file, by kind.",
   );
+  const orphans = gauge(
+    "sops_orphans",
+    "Leftovers of earlier generations by kind: link (a former path link) or file (an undeclared file).",
+  );
   const checkSuccess = gauge(
     "sops_agent_check_success",
     "1 when the check family ran to completion in the last check.",
@@ -410,6 +414,18 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     for (const severity of SEVERITIES)
       problems.set(labelString("scope", scope, "severity", severity), counts[severity]);
     healthy.set(labelString("scope", scope), counts.critical > 0 ? 0 : 1);
+  }
+  // Both kinds for every scope, zero included, like sops_problems.
+  for (const s of doc.scopes) {
+    let links = 0;
+    let files = 0;
+    for (const p of doc.problems) {
+      if (p.scope !== s.scope) continue;
+      if (p.code === "orphan_link") links++;
+      else if (p.code === "orphan_file") files++;
+    }
+    orphans.set(labelString("scope", s.scope, "kind", "link"), links);
+    orphans.set(labelString("scope", s.scope, "kind", "file"), files);
   }
   for (const s of doc.scopes) {
     const sw = switches.get(s.scope) ?? { count: 0, lastSeconds: null };
@@ -439,6 +455,7 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     switchTimestamp,
     fileModified,
     fileRecipients,
+    orphans,
     checkSuccess,
     familyDuration,
     lastCheck,

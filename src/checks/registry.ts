@@ -6,6 +6,7 @@ import { filesFamily } from "./files.js";
 import { generationFamily } from "./generation.js";
 import { keysFamily } from "./keys.js";
 import { linksFamily } from "./links.js";
+import { orphansFamily } from "./orphans.js";
 import { templatesFamily } from "./templates.js";
 
 export const CHECK_FAMILIES: readonly CheckFamily[] = [
@@ -14,4 +15,5 @@ export const CHECK_FAMILIES: readonly CheckFamily[] = [
   linksFamily,
   templatesFamily,
   keysFamily,
+  orphansFamily,
 ];

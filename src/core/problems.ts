@@ -31,6 +31,10 @@ export const PROBLEM_CODES = {
   link_wrong_target: "The declared path is not a symlink to <symlinkPath>/<name>",
   link_dangling: "The declared path is a symlink whose target is gone",
   unrendered_placeholder: "A rendered template still contains a <SOPS:…:PLACEHOLDER>",
+  // leftovers of earlier generations
+  orphan_link:
+    "A path link an earlier generation declared still points into the secrets, but nothing declares it now",
+  orphan_file: "A file in the current generation that the manifest does not declare",
   // decryption keys
   key_missing: "A decryption key the manifest names is absent",
   key_dangling: "A decryption key is a symlink whose target is gone",

@@ -7,6 +7,7 @@ import { runFamilies } from "../checks/engine.js";
 import { CHECK_FAMILIES } from "../checks/registry.js";
 import { sopsFamily } from "../checks/sops.js";
 import { userHomes } from "../core/accounts.js";
+import { NO_ORPHAN_OBSERVATION, type OrphanObservation } from "../core/history.js";
 import type { DeclaredScope } from "../core/model.js";
 import { compareProblems, type Problem } from "../core/problems.js";
 import type { CheckRun, FamilyResult, HostRecipient } from "../core/report.js";
@@ -15,6 +16,12 @@ import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
 import { readAccounts } from "./accounts.js";
 import { discoverManifests, explicitManifestRefs } from "./discovery.js";
+import {
+  type DeclarationMemory,
+  type HistoryCache,
+  observeOrphans,
+  readFormerDeclarations,
+} from "./history.js";
 import { loadScopes, type ManifestCache } from "./load-scopes.js";
 import { observeHost, observeScope } from "./observe.js";
 import { RootFs } from "./rootfs.js";
@@ -30,6 +37,10 @@ export interface CheckHostOptions {
   readonly manifestCache?: ManifestCache;
   /** Extra key files to check, from the agent's config. */
   readonly extraKeyPaths?: readonly string[];
+  /** Reused across runs so earlier generations' manifests are read once. */
+  readonly historyCache?: HistoryCache;
+  /** The agent's memory of what was declared before each switch it saw. */
+  readonly memory?: DeclarationMemory;
 }
 
 export function checkHost(opts: CheckHostOptions): CheckRun {
@@ -51,6 +62,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
   const observed = scopes.map((s) => observeScope(fs, s));
   const host = observeHost(fs, accounts);
+  const leftovers = observeLeftovers(fs, opts, scopes, observed);
 
   const sopsStarted = performance.now();
   const cache = opts.sopsCache ?? new SopsFileCache();
@@ -66,18 +78,56 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
       error: err instanceof Error ? err.message : "unknown error",
     };
   }
-  const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], { scopes: observed, host, sops });
+  const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], {
+    scopes: observed,
+    host,
+    sops,
+    orphans: leftovers.orphans,
+  });
   const problems: Problem[] = [...loaded.problems, ...engine.problems].sort(compareProblems);
   const recipients: HostRecipient[] = [...sops.identities.values()].flat();
   return {
     document: buildStatus(observed, problems, recipients),
-    families: sopsRead === null ? engine.families : [...engine.families, sopsRead],
+    families: [...engine.families, ...(sopsRead === null ? [] : [sopsRead]), ...leftovers.failed],
     observed,
     sopsFiles: sopsFileSummaries(scopes, sops),
     homes: userHomes(accounts),
     startedAt,
     durationSeconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * Earlier declarations (the agent's memory, and the profile generations unless `--manifest` names the
+ * manifests) and what is left of them. Reading them never fails the check: a failure is reported as a family.
+ */
+function observeLeftovers(
+  fs: RootFs,
+  opts: CheckHostOptions,
+  scopes: readonly DeclaredScope[],
+  observed: Parameters<typeof observeOrphans>[1],
+): { readonly orphans: OrphanObservation; readonly failed: FamilyResult[] } {
+  const started = performance.now();
+  try {
+    opts.memory?.update(scopes);
+    const former =
+      opts.manifests === null
+        ? readFormerDeclarations(fs, scopes, opts.historyCache, opts.memory)
+        : (opts.memory?.entries() ?? []);
+    return { orphans: observeOrphans(fs, observed, former), failed: [] };
+  } catch (err) {
+    return {
+      orphans: NO_ORPHAN_OBSERVATION,
+      failed: [
+        {
+          family: "history-read",
+          ok: false,
+          durationSeconds: (performance.now() - started) / 1000,
+          error: err instanceof Error ? err.message : "unknown error",
+        },
+      ],
+    };
+  }
 }
 
 /** Extra key paths from the agent's config are checked with the system scope, at warning severity. */

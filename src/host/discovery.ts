@@ -142,7 +142,7 @@ function byScope(a: ManifestRef, b: ManifestRef): number {
 // Searching texts
 
 /** Manifest paths an entry point names, directly or through the scripts it runs (breadth first, bounded). */
-function manifestsNamedBy(fs: RootFs, file: string, followScripts: boolean): string[] {
+export function manifestsNamedBy(fs: RootFs, file: string, followScripts: boolean): string[] {
   const text = readSmallFile(fs, file);
   if (text === null) return [];
   const direct = manifestPathsIn(text);
