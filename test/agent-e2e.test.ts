@@ -80,10 +80,13 @@ describe("sops-agent run", () => {
     expect(text).toContain('sops_healthy{scope="system"} 0');
   });
 
-  it("stops on SIGTERM within a second with exit 0", async () => {
-    const { code, ms } = await agent.stop();
+  it("stops on SIGTERM with exit 0, everything closed before the one-second deadline", async () => {
+    const { code } = await agent.stop();
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(1000);
+    // run.ts's 900 ms deadline would log closed: false: the outcome is asserted, never the time taken.
+    expect(agent.logs.filter((l) => l.event === "stopped")).toEqual([
+      expect.objectContaining({ closed: true }),
+    ]);
   });
 });
 

@@ -229,9 +229,7 @@ describe("bad and hostile input", () => {
         `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${prev}`).join(",")}]`,
       );
     }
-    const started = performance.now();
     expect(reasonOf(yaml(lines.join("\n")))).toMatch(/YAML alias at line 2/);
-    expect(performance.now() - started).toBeLessThan(1000);
   });
 
   it("refuses merge keys (they need aliases)", () => {
@@ -239,15 +237,13 @@ describe("bad and hostile input", () => {
   });
 
   it("refuses a file over the size limit without parsing it", () => {
-    const started = performance.now();
     expect(reasonOf(parseSopsFile("#".repeat(MAX_INPUT_BYTES + 1), "yaml"))).toMatch(/larger than/);
-    expect(performance.now() - started).toBeLessThan(1000);
   });
 
-  it("refuses too many tokens quickly (the yaml package is slow on tiny tokens)", () => {
-    const started = performance.now();
+  // The pre-scan's reason, not the yaml package's: the package (slow on tiny tokens) never saw the text.
+  // How long the refusal takes is measured in `npm run bench` (hardening), never asserted here.
+  it("refuses too many tokens before the yaml package parses them (it is slow on tiny tokens)", () => {
     expect(reasonOf(parseSopsFile("a: b\n".repeat(200_000), "yaml"))).toMatch(/more than \d+ lines/);
-    expect(performance.now() - started).toBeLessThan(1000);
   });
 
   it.each([
@@ -259,10 +255,8 @@ describe("bad and hostile input", () => {
       Array.from({ length: 2000 }, (_, i) => `${" ".repeat(i)}k${i}:`).join("\n"),
       "yaml",
     ],
-  ] as const)("refuses deep %s quickly", (_name, text, format) => {
-    const started = performance.now();
+  ] as const)("refuses deep %s", (_name, text, format) => {
     expect(reasonOf(parseSopsFile(text, format))).toMatch(/nested|deep/);
-    expect(performance.now() - started).toBeLessThan(5000);
   });
 
   it("never puts a value into a reason", () => {
@@ -309,9 +303,7 @@ describe("properties", () => {
   const formats = fc.constantFrom(...SECRET_FORMATS);
 
   function bounded(text: string, format: SecretFormat): void {
-    const started = performance.now();
     const result = parseSopsFile(text, format);
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(typeof result.ok).toBe("boolean");
     if (!result.ok) expect(result.reason.length).toBeLessThan(300);
   }

@@ -111,13 +111,15 @@ export async function runCommand(
       stopping = true;
       logger.info({ event: "stopping", signal }, "stopping");
       // A second is the promise: whatever has not closed by then is left to the process' exit.
-      const deadline = setTimeout(() => finish(), 900);
+      const deadline = setTimeout(() => finish(false), 900);
       void agent.stop().finally(() => {
         clearTimeout(deadline);
-        finish();
+        finish(true);
       });
     };
-    const finish = () => {
+    // `closed` says whether everything closed or the deadline cut it short: tests assert it, not the time.
+    const finish = (closed: boolean) => {
+      logger.info({ event: "stopped", closed }, "stopped");
       signals.off("SIGTERM", onTerm);
       signals.off("SIGINT", onInt);
       signals.off("SIGHUP", onHup);

@@ -18,8 +18,8 @@ export interface RunningAgent {
   /** Every log line so far, parsed. */
   readonly logs: Record<string, unknown>[];
   metrics(): Promise<string>;
-  /** Sends SIGTERM; resolves with the exit code and how long the stop took. */
-  stop(): Promise<{ code: number | null; ms: number }>;
+  /** Sends SIGTERM; resolves with the exit code once stdout is drained (so `logs` holds the last line). */
+  stop(): Promise<{ code: number | null }>;
 }
 
 /** Spawns the agent on port 0 and waits until it says where it listens. */
@@ -64,9 +64,9 @@ export async function startAgent(root: string, extra: string[] = []): Promise<Ru
     metrics: async () => (await fetch(`${base}/metrics`)).text(),
     stop: () =>
       new Promise((resolve) => {
-        const t = performance.now();
-        if (child.exitCode !== null) resolve({ code: child.exitCode, ms: 0 });
-        child.once("exit", (code) => resolve({ code, ms: performance.now() - t }));
+        if (child.exitCode !== null) resolve({ code: child.exitCode });
+        // "close", not "exit": it comes after the stdio streams have ended.
+        child.once("close", (code) => resolve({ code }));
         child.kill("SIGTERM");
       }),
   };
