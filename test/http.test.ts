@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import * as http from "node:http";
 import * as https from "node:https";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
@@ -80,6 +81,45 @@ describe("AgentServer", () => {
     const ok = await fetch(`${base}/metrics`, { headers: auth("prom", "pw") });
     expect(ok.status).toBe(200);
     expect(ok.headers.get("x-frame-options")).toBe("deny");
+  });
+
+  it("answers an authorised scrape while 30 bad passwords arrive at once, from memory", async () => {
+    const hash = bcrypt.hashSync("pw", 8);
+    const server = new AgentServer({
+      source: source(),
+      logger,
+      webConfig: parseWebConfig(`basic_auth_users:\n  prom: "${hash}"\n`, "/w.yml"),
+    });
+    servers.push(server);
+    const { port } = await server.listen({ host: "127.0.0.1", port: 0 });
+    // Any 127/8 address is this host: the attacker and Prometheus come from different addresses.
+    const get = (user: string, password: string, from: string) =>
+      new Promise<number>((resolve, reject) => {
+        http
+          .get(
+            {
+              host: "127.0.0.1",
+              port,
+              path: "/metrics",
+              localAddress: from,
+              agent: false,
+              headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` },
+            },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          )
+          .on("error", reject);
+      });
+    expect(await get("prom", "pw", "127.0.0.1")).toBe(200);
+    const attack = Promise.all(Array.from({ length: 30 }, (_, i) => get("prom", `guess${i}`, "127.0.0.66")));
+    expect(await get("prom", "pw", "127.0.0.1")).toBe(200);
+    const codes = await attack;
+    expect(codes.filter((c) => c === 401)).toHaveLength(5);
+    expect(codes.filter((c) => c === 429)).toHaveLength(25);
+    // One compare for the first scrape, one per failed attempt in the budget, none for the second scrape.
+    expect(server.authCounts).toMatchObject({ compares: 6, cacheHits: 1, throttled: 25 });
   });
 
   it("rate-limits like exporter-toolkit", async () => {

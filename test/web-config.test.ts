@@ -1,10 +1,8 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import bcrypt from "bcryptjs";
 import { describe, expect, it } from "vitest";
 import {
-  BasicAuth,
   ConfigError,
   clientCertAllowed,
   loadWebConfig,
@@ -14,8 +12,6 @@ import {
 } from "../src/agent/web-config.js";
 
 const FILE = "/etc/sops-agent/web.yml";
-// exporter-toolkit's own sample hash (htpasswd's $2y$ prefix) is accepted as it is.
-const HASH = bcrypt.hashSync("s3cret", 4).replace(/^\$2b\$/, "$2y$");
 
 describe("parseWebConfig", () => {
   it("reads exporter-toolkit's sample file unchanged", () => {
@@ -148,30 +144,6 @@ describe("parseWebConfig", () => {
     ["x", null],
     ["", null],
   ])("parses the duration %j", (text, want) => expect(parseGoDuration(text)).toBe(want));
-});
-
-describe("BasicAuth", () => {
-  const header = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString("base64")}`;
-  it("accepts the right password and caches it", async () => {
-    const auth = new BasicAuth(new Map([["alice", HASH]]));
-    expect(await auth.check(header("alice", "s3cret"))).toBe(true);
-    const t = performance.now();
-    for (let i = 0; i < 100; i++) await auth.check(header("alice", "s3cret"));
-    // Cached: 100 checks cost far less than 100 bcrypt rounds.
-    expect(performance.now() - t).toBeLessThan(50);
-  });
-  it.each([
-    ["wrong password", header("alice", "nope")],
-    ["unknown user", header("bob", "s3cret")],
-    ["no header", undefined],
-    ["bearer", "Bearer abc"],
-  ])("rejects %s", async (_n, h) => {
-    const auth = new BasicAuth(new Map([["alice", HASH]]));
-    expect(await auth.check(h)).toBe(false);
-  });
-  it("lets everyone in when no user is configured", async () => {
-    expect(await new BasicAuth(new Map()).check(undefined)).toBe(true);
-  });
 });
 
 describe("client certificate policies", () => {

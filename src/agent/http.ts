@@ -7,9 +7,10 @@ import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { StatusDocument } from "../core/report.js";
+import { BasicAuth } from "./basic-auth.js";
 import { formatListen, type ListenAddress } from "./config.js";
 import type { Logger } from "./logger.js";
-import { BasicAuth, clientCertAllowed, NO_WEB_CONFIG, tlsOptions, type WebConfig } from "./web-config.js";
+import { clientCertAllowed, NO_WEB_CONFIG, tlsOptions, type WebConfig } from "./web-config.js";
 
 export interface HttpSource {
   /** True once the first full check has been published. */
@@ -80,16 +81,24 @@ export class AgentServer {
     if (web.tls !== null && this.server instanceof https.Server)
       this.server.setSecureContext(tlsOptions(web.tls, this.opts.webConfigFile ?? ""));
     this.web = web;
-    this.auth = new BasicAuth(web.basicAuthUsers);
+    this.auth.setUsers(web.basicAuthUsers);
     return true;
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      // Keep-alive connections of a scraper would otherwise hold the close up to keepAliveTimeout.
-      this.server.closeAllConnections();
-    });
+  /** What basic auth has done: compares, cache hits, throttled attempts. */
+  get authCounts(): BasicAuth["counts"] {
+    return this.auth.counts;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([
+      new Promise<void>((resolve) => {
+        this.server.close(() => resolve());
+        // Keep-alive connections of a scraper would otherwise hold the close up to keepAliveTimeout.
+        this.server.closeAllConnections();
+      }),
+      this.auth.close(),
+    ]);
   }
 
   private create(): http.Server | https.Server {
@@ -129,10 +138,18 @@ export class AgentServer {
       this.send(req, res, 429, "text/plain; charset=utf-8", "too many requests\n");
       return;
     }
-    if (this.auth.enabled && !(await this.auth.check(req.headers.authorization))) {
-      res.setHeader("WWW-Authenticate", 'Basic realm="sops-agent", charset="UTF-8"');
-      this.send(req, res, 401, "text/plain; charset=utf-8", "unauthorized\n");
-      return;
+    if (this.auth.enabled) {
+      const verdict = await this.auth.check(req.headers.authorization, req.socket.remoteAddress ?? "");
+      if (verdict.kind === "throttled") {
+        res.setHeader("Retry-After", String(verdict.retryAfterSeconds));
+        this.send(req, res, 429, "text/plain; charset=utf-8", "too many failed logins\n");
+        return;
+      }
+      if (verdict.kind === "denied") {
+        res.setHeader("WWW-Authenticate", 'Basic realm="sops-agent", charset="UTF-8"');
+        this.send(req, res, 401, "text/plain; charset=utf-8", "unauthorized\n");
+        return;
+      }
     }
     const pathname = (req.url ?? "/").split("?")[0] ?? "/";
     if (!ROUTES.has(pathname)) {

@@ -2,7 +2,6 @@
 // TLS (with client certificates), extra response headers, basic auth with bcrypt hashes, rate limiting.
 // Parsing is pure; `loadWebConfig` reads the file and the certificates it names.
 
-import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { errnoOf } from "../host/rootfs.js";
@@ -360,55 +359,4 @@ function sansAllowed(tls: TlsServerConfig, peer: PeerCertificate): boolean {
   if (tls.clientAllowedSans.length === 0) return true;
   const names = peer.subjectAltNames.map((s) => s.slice(s.indexOf(":") + 1));
   return names.some((n) => tls.clientAllowedSans.includes(n));
-}
-
-/**
- * Basic auth against bcrypt hashes. A successful check is cached under a hash of the user, the password and
- * the stored hash, as exporter-toolkit does, so a scrape every 15 s does not cost a bcrypt each time.
- */
-export class BasicAuth {
-  private readonly users: ReadonlyMap<string, string>;
-  private readonly good = new Set<string>();
-  // A fixed hash to compare against for unknown users, so a wrong user name takes as long as a wrong password.
-  private static readonly DUMMY = "$2b$10$vY.ASN3.HeYuWyc15.HRdeWXOPBJX4TxJHkmcjKnVtpHatlTxqZxu";
-
-  constructor(users: ReadonlyMap<string, string>) {
-    this.users = users;
-  }
-
-  get enabled(): boolean {
-    return this.users.size > 0;
-  }
-
-  /** Checks an `Authorization` header value. */
-  async check(header: string | undefined): Promise<boolean> {
-    if (!this.enabled) return true;
-    const creds = parseBasic(header);
-    if (creds === null) return false;
-    const stored = this.users.get(creds.user);
-    const hash = stored ?? BasicAuth.DUMMY;
-    const cacheKey = createHash("sha256").update(`${creds.user}\0${creds.password}\0${hash}`).digest("hex");
-    if (stored !== undefined && this.good.has(cacheKey)) return true;
-    // bcryptjs knows $2a$/$2b$; $2y$ (htpasswd) is the same algorithm under another name.
-    // Loaded on the first login, not at start: most agents never use basic auth (~2 MB resident).
-    const { default: bcrypt } = await import("bcryptjs");
-    const ok = await bcrypt.compare(creds.password, hash.replace(/^\$2[xy]\$/, "$2b$"));
-    if (ok && stored !== undefined) {
-      // Bounded: a cache entry exists only for right credentials, at most a few per user.
-      if (this.good.size > 1000) this.good.clear();
-      this.good.add(cacheKey);
-      return true;
-    }
-    return false;
-  }
-}
-
-function parseBasic(header: string | undefined): { user: string; password: string } | null {
-  if (header === undefined) return null;
-  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (m === null || m[1] === undefined) return null;
-  const decoded = Buffer.from(m[1], "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon < 0) return null;
-  return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
