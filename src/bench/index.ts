@@ -6,6 +6,7 @@
 import * as os from "node:os";
 import { benchAgent } from "./agent.js";
 import { benchCore } from "./core.js";
+import { benchHardening } from "./hardening.js";
 import { benchSops } from "./sops.js";
 
 const only = process.argv.slice(2);
@@ -18,4 +19,5 @@ const out: string[] = [
 if (want("core")) out.push(benchCore());
 if (want("sops")) out.push(await benchSops());
 if (want("agent")) out.push(await benchAgent());
+if (want("hardening")) out.push(await benchHardening());
 process.stdout.write(`${out.join("\n")}\n`);
