@@ -26,7 +26,7 @@
         };
     in
     {
-      # See nix/package.nix for npmDepsHash (a placeholder until the first build reports the real one).
+      # nix/package.nix pins each npm dependency by its package-lock.json integrity (no hash to update).
       packages = forAllSystems (pkgs: rec {
         sops-agent = pkgs.callPackage ./nix/package.nix { };
         default = sops-agent;

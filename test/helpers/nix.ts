@@ -14,6 +14,10 @@ import { requireTool } from "./tools.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const EVAL_NIX = path.join(ROOT, "test/nix/eval.nix");
+/** nixpkgs' lib, vendored: `import ${VENDORED_LIB}`. */
+export const VENDORED_LIB = path.join(ROOT, "test/nix/vendor/nixpkgs-lib/lib");
+/** The stand-in nixpkgs: `import ${STUBS} { inherit lib; system = "x86_64-linux"; }`. */
+export const STUBS = path.join(ROOT, "test/nix/stubs.nix");
 
 export type Platform = "nixos" | "home-manager" | "darwin";
 
@@ -58,14 +62,18 @@ function nixEnv(): NodeJS.ProcessEnv {
  * test can assert that a bad value is rejected and how.
  */
 export function evalNix(ctx: TestContext, opts: EvalOptions, select: string): EvalResult {
-  const nix = requireTool(ctx, "nix-instantiate");
   const args = [
     `platform = ${JSON.stringify(opts.platform)};`,
     `modules = [ ${(opts.modules ?? []).map((m) => `(${m})`).join(" ")} ];`,
     opts.system === undefined ? "" : `system = ${JSON.stringify(opts.system)};`,
     opts.module === undefined ? "" : `module = (${opts.module});`,
   ].join(" ");
-  const expr = `let r = import ${EVAL_NIX} { ${args} }; in ${select}`;
+  return evalExpr(ctx, `let r = import ${EVAL_NIX} { ${args} }; in ${select}`);
+}
+
+/** Any Nix expression, evaluated offline to JSON (`VENDORED_LIB` and `STUBS` are at hand to import). */
+export function evalExpr(ctx: TestContext, expr: string): EvalResult {
+  const nix = requireTool(ctx, "nix-instantiate");
   const r = spawnSync(nix, ["--eval", "--strict", "--json", "--expr", expr], {
     cwd: ROOT,
     encoding: "utf8",
@@ -74,6 +82,13 @@ export function evalNix(ctx: TestContext, opts: EvalOptions, select: string): Ev
   if (r.error !== undefined) throw r.error;
   if (r.status !== 0) return { ok: false, error: r.stderr };
   return { ok: true, value: JSON.parse(r.stdout) as unknown };
+}
+
+/** Like evalExpr, but the evaluation must succeed. */
+export function evalExprOk<T>(ctx: TestContext, expr: string): T {
+  const r = evalExpr(ctx, expr);
+  if (!r.ok) throw new Error(`nix evaluation failed:\n${r.error}`);
+  return r.value as T;
 }
 
 /** Like evalNix, but the evaluation must succeed. */

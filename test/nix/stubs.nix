@@ -49,9 +49,7 @@ let
     in
     valueType;
 in
-{
-  stdenv.hostPlatform = lib.systems.elaborate system;
-
+lib.fix (self: {
   # YAML is a superset of JSON: the fake renders JSON, which the agent's YAML parser reads as the
   # YAML nixpkgs would write (remarshal) means the same document.
   formats = {
@@ -116,6 +114,41 @@ in
   symlinkJoin = args: fakeDrv args.name { paths = args.paths or [ ]; };
   emptyDirectory = fakeDrv "empty-directory" { };
 
+  # Enough of nixpkgs' callPackage to evaluate nix/package.nix and the flake's outputs.
+  callPackage =
+    f: overrides:
+    let
+      fn = if builtins.isFunction f then f else import f;
+    in
+    fn (builtins.intersectAttrs (builtins.functionArgs fn) (self // { inherit lib; }) // overrides);
+
+  # The package builders record their arguments: the tests read what nix/package.nix asks for.
+  stdenv = {
+    hostPlatform = lib.systems.elaborate system;
+    mkDerivation = args: fakeDrv (args.name or "${args.pname}-${args.version}") { inherit args; };
+  };
+  stdenvNoCC = {
+    hostPlatform = lib.systems.elaborate system;
+    mkDerivation = args: fakeDrv args.name { inherit args; };
+  };
+  buildNpmPackage =
+    args:
+    fakeDrv "${args.pname}-${args.version}" {
+      inherit args;
+      inherit (args) pname version;
+      meta = args.meta or { };
+      passthru = args.passthru or { };
+    }
+    // (args.passthru or { });
+  importNpmLock = {
+    npmConfigHook = package "import-npm-lock-npm-config-hook";
+  };
+  nodejs = package "nodejs" // {
+    version = "22.0.0-stub";
+    meta.mainProgram = "node";
+  };
+  nodejs_20 = throw "nodejs_20 is marked insecure in current nixpkgs: evaluation refuses it";
+
   coreutils = package "coreutils";
   bash = package "bash";
   systemd = package "systemd" // {
@@ -125,4 +158,4 @@ in
   sops-agent = package "sops-agent" // {
     version = "0.0.0-stub";
   };
-}
+})
