@@ -379,7 +379,9 @@ describe("Nix files", () => {
     ])
       expect(flake).toContain(output);
     // The npm dependencies come from the lockfile's integrity pins (test/npm-deps.test.ts), not a hash.
-    expect(fs.readFileSync(at("nix/package.nix"), "utf8")).toMatch(/buildNpmPackage[\s\S]*importNpmLock\.npmConfigHook/);
+    expect(fs.readFileSync(at("nix/package.nix"), "utf8")).toMatch(
+      /buildNpmPackage[\s\S]*importNpmLock\.npmConfigHook/,
+    );
   });
 });
 
