@@ -436,16 +436,21 @@ describe("loadScopes", () => {
 
   it("reports a field error with its JSON path", () => {
     classicNixos();
-    const doc = JSON.parse(fixture("example-manifest.nixos.json")) as { secrets: { mode: string }[] };
+    const doc = JSON.parse(fixture("example-manifest.nixos.json")) as {
+      secrets: { mode: string; name: string }[];
+    };
     const second = doc.secrets[1];
     if (second !== undefined) second.mode = "0999";
     write(MANIFEST, JSON.stringify(doc));
     write(MANIFEST_FOR_USERS, fixture("example-manifest-for-users.nixos.json"));
     const fsys = new RootFs(root);
-    const { problems } = loadScopes(fsys, discoverManifests(fsys, emptyAccounts(), env()));
-    expect(problems.map((p) => p.message)).toEqual([
-      `${MANIFEST}: secrets[1].mode: "0999" is not an octal mode`,
+    const { scopes, problems } = loadScopes(fsys, discoverManifests(fsys, emptyAccounts(), env()));
+    expect(problems.map((p) => [p.code, p.severity, p.scope, p.subject, p.path])).toEqual([
+      ["manifest_invalid", "critical", "system", second?.name ?? "?", MANIFEST],
     ]);
+    expect(problems[0]?.message).toContain(`${MANIFEST}: secrets[1].mode: "0999" is not an octal mode`);
+    // The rest of the scope is still declared, so its real failures are still checked.
+    expect(scopes.find((s) => s.scope === "system")?.secrets).toHaveLength(doc.secrets.length - 1);
   });
 
   it("reports a manifest the activation script names but the store lacks as manifest_missing", () => {

@@ -1,6 +1,11 @@
 import * as fs from "node:fs";
 import { describe, expect, it } from "vitest";
-import { type ManifestContext, manifestErrorMessage, parseManifest } from "../src/core/manifest.js";
+import {
+  type ManifestContext,
+  type ManifestItemError,
+  manifestErrorMessage,
+  parseManifest,
+} from "../src/core/manifest.js";
 import type { DeclaredScope } from "../src/core/model.js";
 
 const FILE = "/nix/store/00000000000000000000000000000000-manifest.json";
@@ -28,7 +33,17 @@ const ALICE_CTX: ManifestContext = {
 function parsed(text: string, ctx: ManifestContext = SYSTEM): DeclaredScope {
   const result = parseManifest(text, ctx);
   if (!result.ok) throw new Error(manifestErrorMessage(result.error));
+  if (result.itemErrors.length > 0) throw new Error(result.itemErrors.map(manifestErrorMessage).join("; "));
   return result.scope;
+}
+
+/** The one item error of a manifest whose other items must still be declared. */
+function itemErrorText(text: string, ctx: ManifestContext = SYSTEM): string {
+  const result = parseManifest(text, ctx);
+  if (!result.ok) throw new Error(`expected one bad item, got ${manifestErrorMessage(result.error)}`);
+  expect(result.itemErrors).toHaveLength(1);
+  expect(result.scope.secrets.length + result.scope.templates.length).toBe(2);
+  return manifestErrorMessage(result.itemErrors[0] as ManifestItemError);
 }
 
 function errorText(text: string, ctx: ManifestContext = SYSTEM): string {
@@ -42,10 +57,20 @@ type Json = Record<string, unknown>;
 function minimal(): Json {
   return {
     secrets: [
-      { name: "a", key: "a", sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml" },
-      { name: "b", key: "b", sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml" },
+      {
+        name: "a",
+        key: "a",
+        mode: "0400",
+        sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
+      },
+      {
+        name: "b",
+        key: "b",
+        mode: "0400",
+        sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
+      },
     ],
-    templates: [{ name: "t", content: "hunter2-like content" }],
+    templates: [{ name: "t", mode: "0400", content: "hunter2-like content" }],
     secretsMountPoint: "/run/secrets.d",
     symlinkPath: "/run/secrets",
   };
@@ -84,83 +109,17 @@ function secretWithout(field: string): string {
   return JSON.stringify(doc);
 }
 
-describe("parseManifest rejects malformed manifests with a message naming file and field", () => {
+describe("parseManifest rejects what sops-install-secrets cannot decode, naming file and field", () => {
   it.each([
     ["invalid JSON", '{"secrets": [', `${FILE}: (document): not valid JSON`],
     ["empty text", "", `${FILE}: (document): not valid JSON`],
     ["a list document", "[]", `${FILE}: (document): expected a JSON object, got a list`],
     ["a null document", "null", `${FILE}: (document): expected a JSON object, got null`],
     ["secrets not a list", withTop({ secrets: {} }), `${FILE}: secrets: expected a list, got an object`],
-    ["secrets missing", without("secrets"), `${FILE}: secrets: missing (expected a list)`],
     [
       "templates not a list",
       withTop({ templates: "x" }),
       `${FILE}: templates: expected a list, got a string`,
-    ],
-    [
-      "a secret not an object",
-      withTop({ secrets: [3] }),
-      `${FILE}: secrets[0]: expected an object, got a number`,
-    ],
-    [
-      "name missing",
-      secretWithout("name"),
-      `${FILE}: secrets[0].name: missing (expected a non-empty string)`,
-    ],
-    ["name empty", withSecret(0, { name: "" }), `${FILE}: secrets[0].name: must not be empty`],
-    [
-      "name a number",
-      withSecret(1, { name: 7 }),
-      `${FILE}: secrets[1].name: expected a string, got a number`,
-    ],
-    ["key missing", secretWithout("key"), `${FILE}: secrets[0].key: missing (expected a string)`],
-    [
-      "sopsFile null",
-      withSecret(0, { sopsFile: null }),
-      `${FILE}: secrets[0].sopsFile: expected a string, got null`,
-    ],
-    [
-      "unknown format",
-      withSecret(1, { format: "toml" }),
-      `${FILE}: secrets[1].format: "toml" is not a supported format (yaml, json, binary, dotenv, ini)`,
-    ],
-    [
-      "format a bool",
-      withSecret(0, { format: true }),
-      `${FILE}: secrets[0].format: expected a string, got a boolean`,
-    ],
-    ["mode 0999", withSecret(1, { mode: "0999" }), `${FILE}: secrets[1].mode: "0999" is not an octal mode`],
-    ["mode abc", withSecret(0, { mode: "abc" }), `${FILE}: secrets[0].mode: "abc" is not an octal mode`],
-    [
-      "mode 12345",
-      withSecret(0, { mode: "12345" }),
-      `${FILE}: secrets[0].mode: "12345" is not an octal mode`,
-    ],
-    ["mode empty", withSecret(0, { mode: "" }), `${FILE}: secrets[0].mode: "" is not an octal mode`],
-    [
-      "mode a number",
-      withSecret(0, { mode: 400 }),
-      `${FILE}: secrets[0].mode: expected a string, got a number`,
-    ],
-    [
-      "owner a number",
-      withSecret(0, { owner: 5 }),
-      `${FILE}: secrets[0].owner: expected a string or null, got a number`,
-    ],
-    [
-      "uid a string",
-      withSecret(0, { uid: "0" }),
-      `${FILE}: secrets[0].uid: expected a non-negative integer, got a string`,
-    ],
-    [
-      "gid negative",
-      withSecret(0, { gid: -1 }),
-      `${FILE}: secrets[0].gid: expected a non-negative integer, got a negative number`,
-    ],
-    [
-      "uid fractional",
-      withSecret(0, { uid: 1.5 }),
-      `${FILE}: secrets[0].uid: expected a non-negative integer, got a fractional number`,
     ],
     [
       "symlinkPath a number",
@@ -193,6 +152,83 @@ describe("parseManifest rejects malformed manifests with a message naming file a
       withTop({ ageKeyFile: [] }),
       `${FILE}: ageKeyFile: expected a string or null, got a list`,
     ],
+  ])("%s", (_, text, expected) => {
+    expect(errorText(text)).toBe(expected);
+  });
+});
+
+// sops-install-secrets refuses these (a JSON type error, a mode ParseUint rejects, a template without
+// text, main.go:168-176, 592-598, 701-712): the item is a problem, the other items are still declared.
+describe("parseManifest reports a bad item and keeps the others", () => {
+  it.each([
+    [
+      "a secret not an object",
+      withSecret(0, { name: undefined, key: 3 }),
+      `${FILE}: secrets[0].name: missing (expected a non-empty string)`,
+    ],
+    ["name empty", withSecret(0, { name: "" }), `${FILE}: secrets[0].name: must not be empty`],
+    [
+      "name a number",
+      withSecret(1, { name: 7 }),
+      `${FILE}: secrets[1].name: expected a string, got a number`,
+    ],
+    [
+      "sopsFile null",
+      withSecret(0, { sopsFile: null }),
+      `${FILE}: secrets[0].sopsFile: expected a string, got null`,
+    ],
+    [
+      "format a bool",
+      withSecret(0, { format: true }),
+      `${FILE}: secrets[0].format: expected a string or null, got a boolean`,
+    ],
+    ["mode 0999", withSecret(1, { mode: "0999" }), `${FILE}: secrets[1].mode: "0999" is not an octal mode`],
+    ["mode abc", withSecret(0, { mode: "abc" }), `${FILE}: secrets[0].mode: "abc" is not an octal mode`],
+    // Go accepts underscores only with base 0; ParseUint(s, 8, 16) takes no sign and no prefix.
+    [
+      "mode 0_400",
+      withSecret(0, { mode: "0_400" }),
+      `${FILE}: secrets[0].mode: "0_400" is not an octal mode`,
+    ],
+    ["mode +400", withSecret(0, { mode: "+400" }), `${FILE}: secrets[0].mode: "+400" is not an octal mode`],
+    [
+      "mode 0o400",
+      withSecret(0, { mode: "0o400" }),
+      `${FILE}: secrets[0].mode: "0o400" is not an octal mode`,
+    ],
+    [
+      "mode 200000 (> 16 bits)",
+      withSecret(0, { mode: "200000" }),
+      `${FILE}: secrets[0].mode: "200000" is not an octal mode`,
+    ],
+    ["mode empty", withSecret(0, { mode: "" }), `${FILE}: secrets[0].mode: "" is not an octal mode`],
+    ["mode absent", withSecret(0, { mode: undefined }), `${FILE}: secrets[0].mode: "" is not an octal mode`],
+    ["mode null", withSecret(0, { mode: null }), `${FILE}: secrets[0].mode: "" is not an octal mode`],
+    [
+      "mode a number",
+      withSecret(0, { mode: 400 }),
+      `${FILE}: secrets[0].mode: expected a string or null, got a number`,
+    ],
+    [
+      "owner a number",
+      withSecret(0, { owner: 5 }),
+      `${FILE}: secrets[0].owner: expected a string or null, got a number`,
+    ],
+    [
+      "uid a string",
+      withSecret(0, { uid: "0" }),
+      `${FILE}: secrets[0].uid: expected a non-negative integer, got a string`,
+    ],
+    [
+      "gid negative",
+      withSecret(0, { gid: -1 }),
+      `${FILE}: secrets[0].gid: expected a non-negative integer, got a negative number`,
+    ],
+    [
+      "uid fractional",
+      withSecret(0, { uid: 1.5 }),
+      `${FILE}: secrets[0].uid: expected a non-negative integer, got a fractional number`,
+    ],
     [
       "template name missing",
       withTemplate({ name: undefined }),
@@ -213,21 +249,26 @@ describe("parseManifest rejects malformed manifests with a message naming file a
       withTemplate({ file: false }),
       `${FILE}: templates[0].file: expected a string or null, got a boolean`,
     ],
+    [
+      "template with neither content nor file",
+      withTemplate({ content: "", file: null }),
+      `${FILE}: templates[0].content: neither content nor file is set: sops-install-secrets refuses it`,
+    ],
   ])("%s", (_, text, expected) => {
-    expect(errorText(text)).toBe(expected);
+    expect(itemErrorText(text)).toBe(expected);
   });
 
-  it("keeps the file, the field and the detail apart", () => {
+  it("names the item by its name when it has one", () => {
     const result = parseManifest(withSecret(1, { mode: "0999" }), SYSTEM);
-    expect(result).toEqual({
-      ok: false,
-      error: { file: FILE, field: "secrets[1].mode", message: '"0999" is not an octal mode' },
-    });
+    expect(result.ok && result.itemErrors).toEqual([
+      { file: FILE, subject: "b", field: "secrets[1].mode", message: '"0999" is not an octal mode' },
+    ]);
+    expect(result.ok && result.scope.secrets.map((x) => x.name)).toEqual(["a"]);
   });
 
   it("never echoes template content or the document text", () => {
     const secretish = "password=correct-horse-battery-staple";
-    expect(errorText(withTemplate({ content: secretish, mode: "9" }))).not.toContain(secretish);
+    expect(itemErrorText(withTemplate({ content: secretish, mode: "9" }))).not.toContain(secretish);
     expect(errorText(`{"content": "${secretish}",`)).not.toContain(secretish);
   });
 });
@@ -340,6 +381,7 @@ describe("parseManifest on the example manifests", () => {
     const scope = parsed(fixture("example-manifest.home-manager.json"), { ...ALICE_CTX, runtimeDir: null });
     expect(scope.mountPoint).toBe("%r/secrets.d");
     expect(scope.runtimeDir).toBeNull();
+    expect(scope.usesRuntimeDir).toBe(true);
     expect(scope.secrets).toHaveLength(1);
   });
 });
@@ -370,14 +412,40 @@ describe("parseManifest defaults and expansion", () => {
     [{ format: "binary" }, "format", "binary"],
     [{ mode: "644" }, "mode", 0o644],
     [{ mode: "0" }, "mode", 0],
-    [{ mode: "4755" }, "mode", 0o4755],
+    // Only permission bits are applied (Go's syscallMode takes FileMode.Perm()): setuid/setgid/sticky go.
+    [{ mode: "4755" }, "mode", 0o755],
+    [{ mode: "2750" }, "mode", 0o750],
+    [{ mode: "177777" }, "mode", 0o777],
+    [{ mode: "00000000400" }, "mode", 0o400],
+    [{ mode: "4755" }, "modeText", "4755"],
+    [{ uid: null, owner: null }, "owner", { kind: "id", id: 0 }],
+    [{ gid: null, group: null }, "group", { kind: "id", id: 0 }],
+    [{ key: null }, "key", ""],
+    [{ format: null }, "format", "yaml"],
+    // FormatType.UnmarshalJSON keeps "" for a string it does not know; validateSecret makes that yaml.
+    [{ format: "toml" }, "format", "yaml"],
     [{ path: "" }, "path", "/run/secrets/a"],
-    [{ owner: "", uid: 33 }, "owner", { kind: "id", id: 33 }],
+    // A present name is looked up even when empty (main.go:615-621), and "" is never found.
+    [{ owner: "", uid: 33 }, "owner", { kind: "name", name: "" }],
     [{ owner: null, uid: 33 }, "owner", { kind: "id", id: 33 }],
     [{ group: "nginx", gid: 33 }, "group", { kind: "name", name: "nginx" }],
   ])("reads %j as %s %j", (changes, field, expected) => {
     const secret = parsed(withSecret(0, changes)).secrets[0];
     expect(secret).toHaveProperty(field, expected);
+  });
+
+  it("reads an absent key as the whole file, as Go's zero value", () => {
+    expect(parsed(secretWithout("key")).secrets[0]?.key).toBe("");
+  });
+
+  it("reads absent or null lists and flags as Go's zero values", () => {
+    const scope = parsed(
+      withTop({ secrets: null, templates: null, userMode: null, sshKeyPaths: null, ageSshKeyPaths: null }),
+    );
+    expect(scope.secrets).toEqual([]);
+    expect(scope.templates).toEqual([]);
+    expect(scope.userMode).toBe(false);
+    expect(parsed(without("secrets")).secrets).toEqual([]);
   });
 
   it("accepts fields it does not know, and an absent templates list", () => {
@@ -394,8 +462,8 @@ describe("parseManifest defaults and expansion", () => {
       symlinkPath: "%r/secrets",
       secretsMountPoint: "%r/secrets.d",
       secrets: [
-        { name: "a", key: "a", sopsFile: "/s" },
-        { name: "b", key: "b", sopsFile: "/s", path: "/home/alice/100%%/%r" },
+        { name: "a", key: "a", mode: "0400", sopsFile: "/s" },
+        { name: "b", key: "b", mode: "0400", sopsFile: "/s", path: "/home/alice/100%%/%r" },
       ],
     };
     const scope = parsed(JSON.stringify(doc), { ...ALICE_CTX, runtimeDir: "/tmp/xdg" });
@@ -406,20 +474,23 @@ describe("parseManifest defaults and expansion", () => {
     expect(scope.templates[0]?.path).toBe("/tmp/xdg/secrets/rendered/t");
   });
 
-  it("reports no runtime dir for a user manifest that does not use %r", () => {
+  it("says when a user manifest does not use %r: its hard-coded paths are checked as they are", () => {
     const doc = {
       ...minimal(),
       userMode: true,
-      symlinkPath: "/home/alice/s",
-      secretsMountPoint: "/home/alice/s.d",
+      symlinkPath: "/run/user/1000/secrets",
+      secretsMountPoint: "/run/user/1000/secrets.d",
     };
-    expect(parsed(JSON.stringify(doc), ALICE_CTX).runtimeDir).toBeNull();
+    const scope = parsed(JSON.stringify(doc), ALICE_CTX);
+    expect(scope.usesRuntimeDir).toBe(false);
+    expect(scope.symlinkPath).toBe("/run/user/1000/secrets");
+    expect(scope.runtimeDir).toBe("/run/user/1000");
   });
 
   it("takes %r literally in a system manifest, as sops-install-secrets does outside user mode", () => {
     const scope = parsed(withTop({ symlinkPath: "/run/%r" }), { ...SYSTEM, runtimeDir: "/run/user/0" });
     expect(scope.symlinkPath).toBe("/run/%r");
-    expect(scope.runtimeDir).toBeNull();
+    expect(scope.usesRuntimeDir).toBe(false);
   });
 
   it("takes a nix-darwin manifest as written (owner root, group staff)", () => {

@@ -1,7 +1,11 @@
 // Parsing of a sops-nix manifest (the JSON sops-install-secrets reads) into the declared model. Pure.
 //
-// Only the fields the agent relies on are validated; unknown fields are accepted because sops-nix adds
-// fields over time. Error messages name the file, the field, and at most a type, a mode or a format:
+// Exactly as tolerant as sops-install-secrets (pkgs/sops-install-secrets/main.go:30-87, sops-nix 56b24064):
+// it decodes with encoding/json into plain Go fields, so a JSON null leaves a field at its zero value (uid
+// 0, "" for strings, false), absent lists are empty, and unknown fields are ignored. What sops-install-
+// secrets would refuse (a wrong type, a mode ParseUint rejects, a template without text) makes that *item*
+// a problem: the other items are still declared and checked, so a real failure elsewhere is still seen.
+// Only what the agent relies on is validated. Error messages name the file, the field, and at most a type, a mode or a format:
 // manifests hold no secret values, but template `content` may hold anything, so no value is ever echoed
 // except the offending mode or format string.
 
@@ -38,8 +42,14 @@ export interface ManifestError {
   readonly message: string;
 }
 
+/** A secret or template sops-install-secrets would refuse; the rest of the scope is still declared. */
+export interface ManifestItemError extends ManifestError {
+  /** The item's name when it has one, else its field (`secrets[3]`). */
+  readonly subject: string;
+}
+
 export type ManifestResult =
-  | { readonly ok: true; readonly scope: DeclaredScope }
+  | { readonly ok: true; readonly scope: DeclaredScope; readonly itemErrors: readonly ManifestItemError[] }
   | { readonly ok: false; readonly error: ManifestError };
 
 /** `<file>: <field>: <message>`, the text shown to users. */
@@ -47,8 +57,7 @@ export function manifestErrorMessage(e: ManifestError): string {
   return `${e.file}: ${e.field}: ${e.message}`;
 }
 
-const DEFAULT_MODE = "0400";
-const OCTAL_MODE = /^[0-7]{1,4}$/;
+const OCTAL_DIGITS = /^[0-7]+$/;
 const DOCUMENT = "(document)";
 
 export function parseManifest(text: string, ctx: ManifestContext): ManifestResult {
@@ -60,7 +69,9 @@ export function parseManifest(text: string, ctx: ManifestContext): ManifestResul
     return failure(ctx, DOCUMENT, "not valid JSON");
   }
   try {
-    return { ok: true, scope: declaredScope(json, ctx) };
+    const itemErrors: ManifestItemError[] = [];
+    const scope = declaredScope(json, ctx, (e) => itemErrors.push({ file: ctx.manifestPath, ...e }));
+    return { ok: true, scope, itemErrors };
   } catch (err) {
     if (err instanceof FieldError) return failure(ctx, err.field, err.message);
     throw err;
@@ -74,7 +85,9 @@ function failure(ctx: ManifestContext, field: string, message: string): Manifest
 // ---------------------------------------------------------------------------------------------------------
 // The model
 
-function declaredScope(json: unknown, ctx: ManifestContext): DeclaredScope {
+type ItemErrorSink = (e: Omit<ManifestItemError, "file">) => void;
+
+function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemErrorSink): DeclaredScope {
   const doc = object(json, DOCUMENT, "a JSON object");
   const userMode = optionalBoolean(doc, "userMode", "userMode") ?? false;
   const paths = pathExpander(userMode, ctx.runtimeDir);
@@ -83,11 +96,11 @@ function declaredScope(json: unknown, ctx: ManifestContext): DeclaredScope {
   const keys = declaredKeys(doc);
   const ownership = sharedPrincipals(ownershipRule(ctx));
   const shared = new Interner();
-  const secrets = list(doc, "secrets", "secrets", true).map((item, i) =>
-    declaredSecret(item, `secrets[${i}]`, symlinkPath, paths, ownership, shared),
+  const secrets = items(list(doc, "secrets", "secrets"), "secrets", itemError, (item, field) =>
+    declaredSecret(item, field, symlinkPath, paths, ownership, shared),
   );
-  const templates = list(doc, "templates", "templates", false).map((item, i) =>
-    declaredTemplate(item, `templates[${i}]`, symlinkPath, paths, ownership, shared),
+  const templates = items(list(doc, "templates", "templates"), "templates", itemError, (item, field) =>
+    declaredTemplate(item, field, symlinkPath, paths, ownership, shared),
   );
   return {
     scope: ctx.scope,
@@ -95,13 +108,38 @@ function declaredScope(json: unknown, ctx: ManifestContext): DeclaredScope {
     platform: ctx.platform,
     userMode,
     user: ctx.user,
-    runtimeDir: paths.used() ? ctx.runtimeDir : null,
+    runtimeDir: ctx.runtimeDir,
+    usesRuntimeDir: paths.used(),
     symlinkPath,
     mountPoint,
     keys,
     secrets,
     templates,
   };
+}
+
+/** Each item parsed on its own: one sops-install-secrets would refuse is reported and left out. */
+function items<T>(
+  all: readonly unknown[],
+  field: string,
+  itemError: ItemErrorSink,
+  parse: (item: unknown, field: string) => T,
+): T[] {
+  const parsed: T[] = [];
+  for (const [i, item] of all.entries()) {
+    try {
+      parsed.push(parse(item, `${field}[${i}]`));
+    } catch (err) {
+      if (!(err instanceof FieldError)) throw err;
+      const name = typeof item === "object" && item !== null ? (item as JsonObject).name : undefined;
+      itemError({
+        subject: typeof name === "string" && name !== "" ? name : `${field}[${i}]`,
+        field: err.field,
+        message: err.message,
+      });
+    }
+  }
+  return parsed;
 }
 
 /** Fields common to secrets and templates. */
@@ -124,7 +162,8 @@ function declaredSecret(
 ): DeclaredSecret {
   const o = object(item, field, "an object");
   const common = fileFields(o, field, `${symlinkPath}/`, paths, ownership, shared);
-  const key = requiredString(o, "key", `${field}.key`, false);
+  // A null or absent key is Go's "": the whole file (main.go:367-386).
+  const key = optionalNullableString(o, "key", `${field}.key`) ?? "";
   // Every field written out, not spread: a spread object keeps its fields in a separate property array,
   // ~70 bytes more per secret for as long as the manifest is cached.
   return {
@@ -159,6 +198,12 @@ function declaredTemplate(
   // The agent never needs what a template contains, only whether its source changed between generations.
   const content = optionalNullableString(o, "content", `${field}.content`) ?? "";
   const file = optionalNullableString(o, "file", `${field}.file`) ?? "";
+  // sops-install-secrets main.go:701-712: neither text nor file aborts the activation.
+  if (content === "" && file === "")
+    throw new FieldError(
+      `${field}.content`,
+      "neither content nor file is set: sops-install-secrets refuses it",
+    );
   return {
     kind: "template",
     name: common.name,
@@ -187,10 +232,10 @@ function fileFields(
   shared: Interner,
 ): FileFields {
   const name = requiredString(o, "name", `${field}.name`, true);
-  const declaredPath = optionalString(o, "path", `${field}.path`) ?? "";
-  const modeText = optionalString(o, "mode", `${field}.mode`) ?? DEFAULT_MODE;
-  if (!OCTAL_MODE.test(modeText))
-    throw new FieldError(`${field}.mode`, `${quote(modeText)} is not an octal mode`);
+  const declaredPath = optionalNullableString(o, "path", `${field}.path`) ?? "";
+  // A null or absent mode is Go's "", which ParseUint refuses: sops-nix's modules always write one.
+  const modeText = optionalNullableString(o, "mode", `${field}.mode`) ?? "";
+  const mode = permissionBits(modeText, `${field}.mode`);
   const ownerName = optionalNullableString(o, "owner", `${field}.owner`);
   const uid = optionalId(o, "uid", `${field}.uid`);
   const groupName = optionalNullableString(o, "group", `${field}.group`);
@@ -198,22 +243,31 @@ function fileFields(
   return {
     name,
     path: declaredPath === "" ? `${defaultDir}${name}` : paths.expand(declaredPath),
-    mode: Number.parseInt(modeText, 8),
+    mode,
     modeText: shared.get(modeText),
     owner: ownership.owner(ownerName, uid),
     group: ownership.group(groupName, gid),
   };
 }
 
+/**
+ * sops-install-secrets parses modes with `strconv.ParseUint(mode, 8, 16)` (main.go:592-598): octal digits
+ * only (no sign, prefix or `_`, which Go allows with base 0 alone), any number of them, at most 0o177777.
+ * The result is an os.FileMode, and os.WriteFile and Chmod apply only its permission bits (Go's
+ * syscallMode takes Perm() plus Go's own setuid/setgid/sticky flags, which sit far above bit 15): so a
+ * declared 2750 lands as 0750. The model keeps what is applied.
+ */
+function permissionBits(text: string, field: string): number {
+  const value = OCTAL_DIGITS.test(text) ? Number.parseInt(text, 8) : Number.NaN;
+  if (!(value <= 0xffff)) throw new FieldError(field, `${quote(text)} is not an octal mode`);
+  return value & 0o777;
+}
+
 function secretFormat(o: JsonObject, field: string): SecretFormat {
-  const text = optionalString(o, "format", field) ?? "";
-  // sops-install-secrets treats an empty format as yaml.
-  if (text === "") return "yaml";
-  const format = SECRET_FORMATS.find((f) => f === text);
-  if (format === undefined) {
-    throw new FieldError(field, `${quote(text)} is not a supported format (${SECRET_FORMATS.join(", ")})`);
-  }
-  return format;
+  const text = optionalNullableString(o, "format", field) ?? "";
+  // FormatType.UnmarshalJSON (main.go:117-131) keeps the zero value for a string it does not know, and
+  // validateSecret (main.go:641-643) turns "" into yaml: an unknown format is decrypted as yaml.
+  return SECRET_FORMATS.find((f) => f === text) ?? "yaml";
 }
 
 function declaredKeys(doc: JsonObject): DeclaredKey[] {
@@ -279,9 +333,12 @@ class Interner {
   }
 }
 
-/** sops-install-secrets' rule: a non-empty name is looked up in passwd/group, otherwise the id is used. */
+/**
+ * sops-install-secrets' rule (main.go:615-637): a name that is present — even "" — is looked up in
+ * passwd/group (and "" is never found), a null or absent one means the numeric id.
+ */
 function byNameOrId(name: string | null | undefined, id: number): Principal {
-  return typeof name === "string" && name !== "" ? { kind: "name", name } : { kind: "id", id };
+  return typeof name === "string" ? { kind: "name", name } : { kind: "id", id };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -341,12 +398,6 @@ function requiredString(o: JsonObject, key: string, field: string, nonEmpty: boo
   return value;
 }
 
-function optionalString(o: JsonObject, key: string, field: string): string | undefined {
-  const value = o[key];
-  if (value === undefined || typeof value === "string") return value;
-  throw new FieldError(field, `expected a string, got ${describe(value)}`);
-}
-
 function optionalNullableString(o: JsonObject, key: string, field: string): string | null | undefined {
   const value = o[key];
   if (value === undefined || value === null || typeof value === "string") return value;
@@ -355,30 +406,30 @@ function optionalNullableString(o: JsonObject, key: string, field: string): stri
 
 function optionalBoolean(o: JsonObject, key: string, field: string): boolean | undefined {
   const value = o[key];
-  if (value === undefined || typeof value === "boolean") return value;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "boolean") return value;
   throw new FieldError(field, `expected a boolean, got ${describe(value)}`);
 }
 
-/** A uid or gid; absent means 0, as Go's zero value in sops-install-secrets. */
+/** A uid or gid; absent or null means 0, Go's zero value (the modules' `nullOr int`). */
 function optionalId(o: JsonObject, key: string, field: string): number {
   const value = o[key];
-  if (value === undefined) return 0;
+  if (value === undefined || value === null) return 0;
   if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
   throw new FieldError(field, `expected a non-negative integer, got ${describe(value)}`);
 }
 
-function list(o: JsonObject, key: string, field: string, required: boolean): readonly unknown[] {
+/** A list; absent or null is Go's nil slice: none. */
+function list(o: JsonObject, key: string, field: string): readonly unknown[] {
   const value = o[key];
-  if (value === undefined && !required) return [];
-  if (value === undefined) throw new FieldError(field, "missing (expected a list)");
+  if (value === undefined || value === null) return [];
   if (Array.isArray(value)) return value;
   throw new FieldError(field, `expected a list, got ${describe(value)}`);
 }
 
 /** A list of strings; absent or null means none. */
 function stringList(o: JsonObject, key: string, field: string): string[] {
-  if (o[key] === null) return [];
-  return list(o, key, field, false).map((item, i) => {
+  return list(o, key, field).map((item, i) => {
     if (typeof item === "string") return item;
     throw new FieldError(`${field}[${i}]`, `expected a string, got ${describe(item)}`);
   });

@@ -92,8 +92,13 @@ export interface DeclaredScope {
   readonly userMode: boolean;
   /** Set for user scopes. */
   readonly user: ScopeUser | null;
-  /** The directory `%r` expands to, when the scope uses it; null when it cannot be known. */
+  /** User scopes: the user's runtime directory (what `%r` expands to); null when it cannot be known. */
   readonly runtimeDir: string | null;
+  /**
+   * Whether a path of the manifest uses `%r`. Hard-coded paths (`/run/user/1000/secrets.d`, a common
+   * pattern) are checked like any others; only a `%r` without a known runtime directory cannot be.
+   */
+  readonly usesRuntimeDir: boolean;
   readonly symlinkPath: string;
   readonly mountPoint: string;
   readonly keys: readonly DeclaredKey[];

@@ -53,6 +53,7 @@ export function declaredScope(
     userMode: false,
     user: null,
     runtimeDir: null,
+    usesRuntimeDir: false,
     symlinkPath: "/run/secrets",
     mountPoint: "/run/secrets.d",
     keys: [],

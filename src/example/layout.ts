@@ -43,6 +43,15 @@ export interface ScopeSpec {
   readonly generation?: number;
   /** Age recipients written into this scope's sops files. */
   readonly recipients?: readonly string[];
+  /**
+   * The umask sops-install-secrets ran under (default 022). It shapes what it creates: generation and
+   * nested directories (0751), secret files (their mode), a `path` link's parent directories (0777).
+   * A leaked 077 (nixpkgs#260958, sops-nix#415) leaves the directories 0700.
+   */
+  readonly umask?: number;
+  /** The manifest's symlinkPath / secretsMountPoint as written (`%r` allowed in user mode); defaults otherwise. */
+  readonly symlinkPath?: string;
+  readonly secretsMountPoint?: string;
 }
 
 export interface UserSpec {
@@ -149,15 +158,26 @@ export class HostLayout {
   addScope(scopeName: string, scope: ScopeSpec, user: UserSpec | null): LaidScope {
     const userMode = user !== null;
     const runtime = user === null ? null : `/run/user/${user.uid}`;
-    const symlinkPath =
-      user !== null
+    // sops-install-secrets expands %r (and %%) in user mode only (main.go:1249-1260, 1331-1351).
+    const expand = (p: string) =>
+      runtime === null
+        ? p
+        : p
+            .split("%%")
+            .map((part) => part.replaceAll("%r", runtime))
+            .join("%");
+    const symlinkText =
+      scope.symlinkPath ??
+      (user !== null
         ? `${user.home}/.config/sops-nix/secrets`
         : scopeName === "for-users"
           ? "/run/secrets-for-users"
-          : "/run/secrets";
-    const mountPoint = user !== null ? `${runtime}/secrets.d` : `${symlinkPath}.d`;
+          : "/run/secrets");
+    const mountText = scope.secretsMountPoint ?? (user !== null ? "%r/secrets.d" : `${symlinkText}.d`);
+    const symlinkPath = expand(symlinkText);
+    const mountPoint = expand(mountText);
     const manifestPath = `/nix/store/${storeHash(`manifest-${scopeName}`)}-manifest${scopeName === "for-users" ? "-for-users" : ""}.json`;
-    const manifest = this.manifestJson(scope, symlinkPath, userMode ? "%r/secrets.d" : mountPoint, userMode);
+    const manifest = this.manifestJson(scope, symlinkPath, mountText, userMode);
     this.writeFile(manifestPath, JSON.stringify(manifest));
     this.writeSopsFiles(scope);
     const laid: LaidScope = {
@@ -240,48 +260,73 @@ export class HostLayout {
     }
   }
 
-  /** Lays out generation N of a scope and points symlinkPath at it, as one sops-install-secrets run does. */
+  /**
+   * Lays out generation N of a scope and points symlinkPath at it, as one sops-install-secrets run does
+   * (sops-nix 56b24064, pkgs/sops-install-secrets/): the system mount point is mounted `mode=0751`, exact
+   * (linux.go:34-52), a user-mode one is a MkdirAll(0751) under the umask; the generation directory and
+   * every nested directory (`rendered` too) are Mkdir(0751) under the umask and chowned root:keys
+   * (main.go:431-478); secrets are os.WriteFile(mode) under the umask, permission bits only (main.go:466);
+   * templates are fchmod'ed to the exact mode (main.go:1290); a `path` link's parent directories are
+   * MkdirAll(0777) under the umask (main.go:256-283).
+   */
   layGeneration(laid: LaidScope, generation: number): string {
     const genDir = `${laid.mountPoint}/${generation}`;
+    const umask = laid.spec.umask ?? 0o022;
+    const dirMode = 0o751 & ~umask;
     const ids = (uid: number, gid: number): [number, number] =>
       laid.owner === null ? [uid, gid] : [laid.owner.uid, laid.owner.gid];
     const dirGid = laid.owner === null ? KEYS_GID : laid.owner.gid;
     const dirUid = laid.owner === null ? 0 : laid.owner.uid;
-    this.mkdir(laid.mountPoint, 0o751, dirUid, dirGid);
-    this.mkdir(genDir, 0o751, dirUid, dirGid);
+    this.mkdir(laid.mountPoint, laid.userMode ? dirMode : 0o751, dirUid, dirGid);
+    this.mkdir(genDir, dirMode, dirUid, dirGid);
     for (const s of laid.spec.secrets) {
-      this.mkdirParents(genDir, s.name, dirUid, dirGid);
+      this.mkdirParents(genDir, s.name, dirUid, dirGid, dirMode);
       const [uid, gid] = ids(this.ownerOf(s.owner, s.uid, "users"), this.ownerOf(s.group, s.gid, "groups"));
-      // sops-install-secrets writes secrets under the process umask (022).
       this.writeFile(
         `${genDir}/${s.name}`,
         s.value ?? `value-of-${s.name}`,
-        parseInt(s.mode ?? "0400", 8) & ~0o022,
+        parseInt(s.mode ?? "0400", 8) & 0o777 & ~umask,
         uid,
         gid,
       );
     }
+    if ((laid.spec.templates ?? []).length > 0) this.mkdir(`${genDir}/rendered`, dirMode, dirUid, dirGid);
     for (const t of laid.spec.templates ?? []) {
-      this.mkdirParents(`${genDir}/rendered`, t.name, dirUid, dirGid);
+      this.mkdirParents(`${genDir}/rendered`, t.name, dirUid, dirGid, dirMode);
       const [uid, gid] = ids(this.ownerOf(t.owner, t.uid, "users"), this.ownerOf(t.group, t.gid, "groups"));
       this.writeFile(
         `${genDir}/rendered/${t.name}`,
         t.rendered ?? `rendered ${t.name}\n`,
-        parseInt(t.mode ?? "0400", 8),
+        parseInt(t.mode ?? "0400", 8) & 0o777,
         uid,
         gid,
       );
     }
     this.symlink(laid.symlinkPath, genDir);
     for (const s of laid.spec.secrets) {
-      if (s.path !== undefined && s.path !== `${laid.symlinkPath}/${s.name}`)
+      if (s.path !== undefined && s.path !== `${laid.symlinkPath}/${s.name}`) {
+        this.mkdirAll(path.posix.dirname(s.path), 0o777 & ~umask);
         this.symlink(s.path, `${laid.symlinkPath}/${s.name}`);
+      }
     }
     for (const t of laid.spec.templates ?? []) {
-      if (t.path !== undefined && t.path !== `${laid.symlinkPath}/rendered/${t.name}`)
+      if (t.path !== undefined && t.path !== `${laid.symlinkPath}/rendered/${t.name}`) {
+        this.mkdirAll(path.posix.dirname(t.path), 0o777 & ~umask);
         this.symlink(t.path, `${laid.symlinkPath}/rendered/${t.name}`);
+      }
     }
     return genDir;
+  }
+
+  /** os.MkdirAll: only the directories that do not exist yet are created, with `mode`, owned by root. */
+  private mkdirAll(hostPath: string, mode: number): void {
+    const missing: string[] = [];
+    for (let p = hostPath; p !== "/" && !fs.existsSync(this.real(p)); p = path.posix.dirname(p))
+      missing.unshift(p);
+    for (const p of missing) {
+      fs.mkdirSync(this.real(p));
+      fs.chmodSync(this.real(p), mode);
+    }
   }
 
   /**
@@ -305,12 +350,12 @@ export class HostLayout {
     chownIfRoot(real, uid, gid);
   }
 
-  private mkdirParents(base: string, name: string, uid: number, gid: number): void {
+  private mkdirParents(base: string, name: string, uid: number, gid: number, mode: number): void {
     const parts = name.split("/").slice(0, -1);
     let dir = base;
     for (const p of parts) {
       dir = `${dir}/${p}`;
-      this.mkdir(dir, 0o751, uid, gid);
+      this.mkdir(dir, mode, uid, gid);
     }
   }
 }

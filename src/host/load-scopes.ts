@@ -2,7 +2,12 @@
 // never hides the others. A ManifestCache reused across checks parses each manifest once per content:
 // manifests are store paths (immutable), and a 10,000-secret one costs ~15 MB of garbage to read and parse.
 
-import { type ManifestError, manifestErrorMessage, parseManifest } from "../core/manifest.js";
+import {
+  type ManifestError,
+  type ManifestItemError,
+  manifestErrorMessage,
+  parseManifest,
+} from "../core/manifest.js";
 import type { DeclaredScope } from "../core/model.js";
 import type { Problem } from "../core/problems.js";
 import { type ManifestRef, manifestReader } from "./discovery.js";
@@ -66,8 +71,10 @@ export function loadScopes(fs: RootFs, refs: readonly ManifestRef[], cache?: Man
   try {
     for (const ref of refs) {
       const loaded = loadScope(manifestReader(fs, ref), ref, cache);
-      if (loaded.ok) scopes.push(loaded.scope);
-      else problems.push(loaded.problem);
+      if (loaded.ok) {
+        scopes.push(loaded.scope);
+        for (const p of loaded.problems) problems.push(p);
+      } else problems.push(loaded.problem);
     }
   } finally {
     cache?.end();
@@ -76,7 +83,7 @@ export function loadScopes(fs: RootFs, refs: readonly ManifestRef[], cache?: Man
 }
 
 type Loaded =
-  | { readonly ok: true; readonly scope: DeclaredScope }
+  | { readonly ok: true; readonly scope: DeclaredScope; readonly problems: readonly Problem[] }
   | { readonly ok: false; readonly problem: Problem };
 
 function loadScope(reader: RootFs, ref: ManifestRef, cache: ManifestCache | undefined): Loaded {
@@ -96,7 +103,9 @@ function loadScope(reader: RootFs, ref: ManifestRef, cache: ManifestCache | unde
     user: ref.user,
     runtimeDir: ref.runtimeDir,
   });
-  const loaded: Loaded = parsed.ok ? parsed : { ok: false, problem: manifestInvalid(ref, parsed.error) };
+  const loaded: Loaded = parsed.ok
+    ? { ok: true, scope: parsed.scope, problems: parsed.itemErrors.map((e) => itemInvalid(ref, e)) }
+    : { ok: false, problem: manifestInvalid(ref, parsed.error) };
   if (text.key !== null) cache?.set(text.key, loaded);
   return loaded;
 }
@@ -170,6 +179,22 @@ function manifestInvalid(ref: ManifestRef, error: ManifestError): Problem {
     subject: ref.path,
     path: ref.path,
     message: manifestErrorMessage(error),
+  };
+}
+
+/**
+ * One secret or template sops-install-secrets would refuse. It decodes the whole manifest and validates
+ * every item before it installs anything (main.go:168-176, 718-756), so one bad item means no secret of
+ * the scope is installed at the next activation: critical, named by the item, the rest still checked.
+ */
+function itemInvalid(ref: ManifestRef, error: ManifestItemError): Problem {
+  return {
+    code: "manifest_invalid",
+    severity: "critical",
+    scope: ref.scope,
+    subject: error.subject,
+    path: ref.path,
+    message: `${manifestErrorMessage(error)}. sops-install-secrets stops at it and installs no secret of this scope at the next activation; fix the declaration.`,
   };
 }
 

@@ -77,11 +77,23 @@ function isUnderSymlinkPath(symlinkPath: string, rel: string, declaredPath: stri
   return path.posix.normalize(declaredPath) === path.posix.join(symlinkPath, rel);
 }
 
+/**
+ * `%r` is expanded only in user mode (sops-install-secrets main.go:1331-1351): a user scope whose paths use
+ * it depends on the session's runtime directory. Hard-coded paths are checked like any others; only when
+ * they lie in the user's runtime directory does its absence mean "not logged in".
+ */
 function sessionOf(fs: RootFs, scope: DeclaredScope): SessionState {
   if (scope.user === null) return "not-applicable";
-  if (scope.runtimeDir === null) return "unknown";
-  const dir = fs.resolve(scope.runtimeDir);
+  const runtimeDir = scope.runtimeDir;
+  if (runtimeDir === null) return scope.usesRuntimeDir ? "unknown" : "not-applicable";
+  if (!scope.usesRuntimeDir && !isUnder(scope.mountPoint, runtimeDir)) return "not-applicable";
+  const dir = fs.resolve(runtimeDir);
   return dir.state === "resolved" && dir.facts.type === "directory" ? "active" : "inactive";
+}
+
+function isUnder(p: string, dir: string): boolean {
+  const d = path.posix.normalize(dir);
+  return path.posix.normalize(p).startsWith(d.endsWith("/") ? d : `${d}/`);
 }
 
 function generationOf(fs: RootFs, scope: DeclaredScope, link: PathFacts): GenerationObservation | null {

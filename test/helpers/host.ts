@@ -113,3 +113,25 @@ export function healthyHost(): HostLayout {
 }
 
 export const PLANTED = /PLANTED-[a-z-]+-[0-9a-f]{4}/;
+
+/**
+ * Rewrites a laid-out scope's manifest in place, for declarations no sops-nix module writes on its own
+ * (a bad mode) or writes only in some versions (null ids, unknown formats).
+ */
+export function editManifest(
+  host: HostLayout,
+  scopeName: string,
+  edit: (manifest: ManifestJson) => void,
+): void {
+  const laid = host.scopes.get(scopeName);
+  if (laid === undefined) throw new Error(`no scope ${scopeName}`);
+  const manifest = JSON.parse(fs.readFileSync(host.real(laid.manifestPath), "utf8")) as ManifestJson;
+  edit(manifest);
+  host.writeFile(laid.manifestPath, JSON.stringify(manifest), 0o444);
+}
+
+export interface ManifestJson {
+  secrets: Record<string, unknown>[];
+  templates: Record<string, unknown>[];
+  [field: string]: unknown;
+}
