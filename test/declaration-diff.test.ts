@@ -162,7 +162,7 @@ describe("diffDeclarations", () => {
         secretsMountPoint: "/run/secrets.d",
         symlinkPath: "/run/secrets",
         secrets: [{ name: "db", key: "db", sopsFile: STORE, sopsFileHash: hash, mode: "0400" }],
-        templates: [{ name: "t", content, file: "/nix/store/x-t" }],
+        templates: [{ name: "t", mode: "0400", content, file: "/nix/store/x-t" }],
       });
     const parse = (text: string) => {
       const r = parseManifest(text, ctx);

@@ -181,7 +181,8 @@ function declaredSecret(
     sopsFile: shared.get(requiredString(o, "sopsFile", `${field}.sopsFile`, false)),
     // Nix-only (modules/sops/default.nix:51): sops-install-secrets ignores it, the agent uses it to tell a
     // re-encrypted sops file from an unchanged one between generations.
-    sopsFileHash: shared.get(optionalString(o, "sopsFileHash", `${field}.sopsFileHash`) ?? ""),
+    // Not in sops-install-secrets' struct, so any JSON type passes there: only a string is used here.
+    sopsFileHash: shared.get(typeof o.sopsFileHash === "string" ? o.sopsFileHash : ""),
   };
 }
 
