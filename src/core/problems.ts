@@ -40,6 +40,7 @@ export const PROBLEM_CODES = {
   key_dangling: "A decryption key is a symlink whose target is gone",
   key_is_symlink: "A decryption key is a symlink: at boot sops-nix runs before home-manager links it",
   key_insecure_mode: "Group or others can read a decryption key",
+  key_unavailable_at_boot: "A key exists now but will not when sops-install-secrets runs at boot (preflight)",
   // decryption readiness (sops files)
   sops_file_missing: "The encrypted sops file is absent",
   sops_file_unparseable: "The encrypted sops file cannot be parsed",
@@ -47,6 +48,8 @@ export const PROBLEM_CODES = {
   sops_value_not_string: "The declared key's value is not a string: sops-nix fails at activation",
   host_not_recipient: "None of the scope's identities is an age recipient of the sops file",
   recipient_unverifiable: "The sops file has only recipients public data cannot match (pgp, kms, ssh)",
+  sops_file_hash_mismatch:
+    "The sops file no longer matches the sopsFileHash its generation was built with (preflight)",
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEM_CODES;

@@ -35,17 +35,26 @@ const MAX_MANIFEST_BYTES = 16 << 20;
 const MAX_SCRIPT_DEPTH = 2;
 const MAX_SCRIPT_FILES = 20;
 
-const ACTIVATE = "/run/current-system/activate";
+// The one set of rules for where a generation names its manifests. The running system is a generation
+// too: its toplevel is /run/current-system, and /etc and /Library hold what its toplevel's etc/ and
+// Library/ hold. So the rules are paths relative to a toplevel (or to a home directory for home-manager),
+// and only the base differs between `status` (the running host) and `preflight` (a built generation).
+
+/** Relative to a NixOS or nix-darwin toplevel, and to `/` on the running system. */
 const SYSTEMD_UNITS = [
-  "/etc/systemd/system/sops-install-secrets.service",
-  "/etc/systemd/system/sops-install-secrets-for-users.service",
+  "etc/systemd/system/sops-install-secrets.service",
+  "etc/systemd/system/sops-install-secrets-for-users.service",
 ];
+/** nix-darwin links `$out/Library/LaunchDaemons` into its toplevel (nix-darwin modules/system/default.nix:159, a1fa429e). */
 const NIX_DARWIN_DAEMONS = [
-  "/Library/LaunchDaemons/org.nixos.sops-install-secrets.plist",
-  "/Library/LaunchDaemons/org.nixos.sops-install-secrets-for-users.plist",
+  "Library/LaunchDaemons/org.nixos.sops-install-secrets.plist",
+  "Library/LaunchDaemons/org.nixos.sops-install-secrets-for-users.plist",
 ];
+/** Relative to a home directory, and to a home-manager generation's `home-files` (home-environment.nix:919, ec1a8fdf). */
 const HM_SYSTEMD_UNIT = ".config/systemd/user/sops-nix.service";
 const HM_LAUNCH_AGENT = "Library/LaunchAgents/org.nix-community.home.sops-nix.plist";
+
+const RUNNING_TOPLEVEL = "/run/current-system";
 
 /** A file that may name manifests, and who the manifests it names belong to. */
 interface EntryPoint {
@@ -69,12 +78,23 @@ interface UserScope {
 /** All manifests the host's activation script, units and launchd plists name, one per scope, sorted by scope. */
 export function discoverManifests(fs: RootFs, accounts: Accounts, env: DiscoveryEnv): ManifestRef[] {
   const entries: EntryPoint[] = [
-    { file: ACTIVATE, platform: activatePlatform(fs), followScripts: false, owner: null },
-    ...SYSTEMD_UNITS.map((file) => systemEntry(file, "linux")),
-    ...NIX_DARWIN_DAEMONS.map((file) => systemEntry(file, "darwin")),
+    ...systemEntries(`${RUNNING_TOPLEVEL}/activate`, "/", activatePlatform(fs)),
     ...homeManagerEntries(fs, accounts, env),
   ];
   return firstPerScope(entries.flatMap((entry) => refsOf(fs, entry))).sort(byScope);
+}
+
+/**
+ * A system generation's entry points: its activate script (classic activation; nix-darwin's postActivation),
+ * the sops-install-secrets units (systemd activation with sysusers or userborn) and nix-darwin's daemons.
+ * `base` holds the toplevel's `etc/` and `Library/`: `/` for the running system, the toplevel otherwise.
+ */
+function systemEntries(activate: string, base: string, activateAs: Platform): EntryPoint[] {
+  return [
+    { file: activate, platform: activateAs, followScripts: false, owner: null },
+    ...SYSTEMD_UNITS.map((rel) => systemEntry(path.posix.join(base, rel), "linux")),
+    ...NIX_DARWIN_DAEMONS.map((rel) => systemEntry(path.posix.join(base, rel), "darwin")),
+  ];
 }
 
 function systemEntry(file: string, platform: Platform): EntryPoint {
@@ -210,22 +230,23 @@ function homeManagerEntries(fs: RootFs, accounts: Accounts, env: DiscoveryEnv): 
   return entries;
 }
 
-function linuxHomeManagerEntry(user: ScopeUser, env: DiscoveryEnv): EntryPoint {
+/** `files`: where the generation's home files are: the home itself when running, `GEN/home-files` when built. */
+function linuxHomeManagerEntry(user: ScopeUser, env: DiscoveryEnv, files = user.home): EntryPoint {
   const runtimeDir =
     user.uid === env.uid && env.xdgRuntimeDir !== undefined ? env.xdgRuntimeDir : `/run/user/${user.uid}`;
   return {
-    file: path.posix.join(user.home, HM_SYSTEMD_UNIT),
+    file: path.posix.join(files, HM_SYSTEMD_UNIT),
     platform: "linux",
     followScripts: true,
     owner: { user, runtimeDir: () => runtimeDir },
   };
 }
 
-function darwinHomeManagerEntry(user: ScopeUser, env: DiscoveryEnv): EntryPoint {
+function darwinHomeManagerEntry(user: ScopeUser, env: DiscoveryEnv, files = user.home): EntryPoint {
   // Another user's DARWIN_USER_TEMP_DIR cannot be asked for: the checks report it as unknown.
   const runtimeDir = user.uid === env.uid ? env.darwinUserTempDir : () => null;
   return {
-    file: path.posix.join(user.home, HM_LAUNCH_AGENT),
+    file: path.posix.join(files, HM_LAUNCH_AGENT),
     platform: "darwin",
     followScripts: true,
     owner: { user, runtimeDir },
@@ -258,6 +279,65 @@ function darwinUsersOutsidePasswd(fs: RootFs, accounts: Accounts): ScopeUser[] {
     users.push({ name, uid: facts.uid, gid: facts.gid, home });
   }
   return users;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A built generation (preflight): the same rules, inside the generation instead of the running system
+
+export type GenerationKind = "nixos" | "nix-darwin" | "home-manager";
+
+export interface BuiltGeneration {
+  /** The toplevel as a host path with every link resolved (`./result`, a profile link, `$1` of a check). */
+  readonly path: string;
+  readonly kind: GenerationKind;
+}
+
+/**
+ * What a directory is, from the files each builder writes: home-manager's `hm-version`
+ * (home-environment.nix:904, ec1a8fdf), nix-darwin's `darwin-version` (modules/system/default.nix:180,
+ * a1fa429e), NixOS' `nixos-version` (nixos/modules/system/activation/top-level.nix). Null when none.
+ */
+export function generationKind(fs: RootFs, toplevel: string): GenerationKind | null {
+  const has = (rel: string) => fs.resolve(path.posix.join(toplevel, rel)).state === "resolved";
+  if (has("hm-version")) return "home-manager";
+  if (has("darwin-version")) return "nix-darwin";
+  if (has("nixos-version") || has("activate")) return "nixos";
+  return null;
+}
+
+/**
+ * The manifests a built generation will hand to sops-install-secrets, one per scope, sorted by scope. A
+ * home-manager generation is activated by the user who runs `home-manager switch`: its scope is that user's.
+ */
+export function discoverGenerationManifests(
+  fs: RootFs,
+  generation: BuiltGeneration,
+  accounts: Accounts,
+  env: DiscoveryEnv,
+): ManifestRef[] {
+  const top = generation.path;
+  const activate = path.posix.join(top, "activate");
+  let entries: EntryPoint[];
+  if (generation.kind === "home-manager") {
+    const user = activatingUser(accounts, env);
+    const files = path.posix.join(top, "home-files");
+    const linux = linuxHomeManagerEntry(user, env, files);
+    entries = [
+      linux,
+      darwinHomeManagerEntry(user, env, files),
+      { file: activate, platform: "linux", followScripts: false, owner: linux.owner },
+    ];
+  } else {
+    entries = systemEntries(activate, top, generation.kind === "nix-darwin" ? "darwin" : "linux");
+  }
+  return firstPerScope(entries.flatMap((entry) => refsOf(fs, entry))).sort(byScope);
+}
+
+function activatingUser(accounts: Accounts, env: DiscoveryEnv): ScopeUser {
+  const entry = userById(accounts, env.uid);
+  return entry === null
+    ? { name: String(env.uid), uid: env.uid, gid: env.uid, home: "" }
+    : { name: entry.name, uid: entry.id, gid: entry.gid, home: entry.home };
 }
 
 // ---------------------------------------------------------------------------------------------------------
