@@ -6,6 +6,7 @@
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { type CliIo, processIo, UsageError } from "./cli/io.js";
+import { preflightCommand } from "./cli/preflight.js";
 import { recipientCommand } from "./cli/recipient.js";
 import { runCommand } from "./cli/run.js";
 import { statusCommand } from "./cli/status.js";
@@ -17,12 +18,14 @@ Usage:
   sops-agent status [--root DIR] [--manifest PATH]... [--json] [--wait DURATION]
   sops-agent run [--config FILE] [--root DIR] [--listen HOST:PORT] [--manifest PATH]...
   sops-agent recipient [--root DIR] [FILE...]
+  sops-agent preflight [--root DIR] [--json] (SYSTEM | --manifest PATH...)
   sops-agent --help | --version
 
 Commands:
   status      check every declared secret once; exit 0 healthy, 1 critical, 2 usage error
   run         the long-running agent: watches, re-checks, serves Prometheus metrics
   recipient   print the age recipient of ssh-ed25519 keys or age identity files (or of this host)
+  preflight   before a switch: would a built generation's secrets install here? exit 0 safe, 1 broken
 
 Run 'sops-agent COMMAND --help' for a command's options.
 `;
@@ -31,6 +34,7 @@ const COMMANDS: Record<string, (args: string[], io: CliIo) => Promise<number>> =
   status: statusCommand,
   run: runCommand,
   recipient: recipientCommand,
+  preflight: preflightCommand,
 };
 
 export async function main(argv: string[], io: CliIo): Promise<number> {

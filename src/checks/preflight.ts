@@ -125,31 +125,30 @@ export function sha256Hex(content: Buffer | string): string {
   return createHash("sha256").update(content).digest("hex");
 }
 
-export interface FileHashFacts {
-  readonly secret: string;
-  readonly sopsFile: string;
-  readonly declared: string;
-  /** The sha256 of the file now; null when it cannot be read (the sops checks report that). */
-  readonly actual: string | null;
-}
-
 /**
+ * `actual`: the sha256 of each sops file now, null when it cannot be read (the sops checks report that).
  * A mismatch means the file changed after the generation was evaluated (a sopsFile outside the store):
  * what gets decrypted is not what was built, and restartTriggers on sopsFileHash are stale.
  */
-export function checkFileHashes(scope: DeclaredScope, facts: readonly FileHashFacts[]): Problem[] {
-  return facts
-    .filter((f) => f.actual !== null && f.actual !== f.declared.toLowerCase())
-    .map((f) =>
+export function checkFileHashes(scope: DeclaredScope, actual: ReadonlyMap<string, string | null>): Problem[] {
+  const problems: Problem[] = [];
+  for (const s of scope.secrets) {
+    // Empty when validateSopsFiles is off (default.nix:51-53): nothing to compare.
+    if (s.sopsFileHash === "") continue;
+    const now = actual.get(s.sopsFile) ?? null;
+    if (now === null || now === s.sopsFileHash.toLowerCase()) continue;
+    problems.push(
       problem(
         "sops_file_hash_mismatch",
         "warning",
         scope.scope,
-        f.secret,
-        f.sopsFile,
-        `${f.sopsFile} no longer matches the sopsFileHash the generation was built with (${f.declared.slice(0, 12)}…, now ${(f.actual ?? "").slice(0, 12)}…): the secret ${f.secret} would be decrypted from a file that changed since the build. Rebuild the generation.`,
+        s.name,
+        s.sopsFile,
+        `${s.sopsFile} no longer matches the sopsFileHash the generation was built with (${s.sopsFileHash.slice(0, 12)}…, now ${now.slice(0, 12)}…): secret ${s.name} would be decrypted from a file that changed since the build. Rebuild the generation.`,
       ),
     );
+  }
+  return problems;
 }
 
 const PLACEHOLDER = /<SOPS:([0-9a-f]{64}):PLACEHOLDER>/g;

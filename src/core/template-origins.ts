@@ -1,8 +1,8 @@
-// The manifest fields only a preflight needs, which the declared model leaves out: each secret's
-// `sopsFileHash` and where each template's text comes from. Pure; the manifest was validated by
-// parseManifest already, so anything of an unexpected shape is simply skipped here.
+// What the declared model leaves out and only a preflight needs: the text of each template, to find the
+// placeholders it uses (the model keeps a digest only). Pure; the manifest was validated by parseManifest
+// already, so anything of an unexpected shape is simply skipped here.
 
-export interface TemplateSource {
+export interface TemplateOrigin {
   readonly name: string;
   /** `content` when non-empty (sops-install-secrets uses it first), else null. */
   readonly content: string | null;
@@ -10,25 +10,13 @@ export interface TemplateSource {
   readonly file: string | null;
 }
 
-export interface ManifestExtras {
-  /** Secret name -> sopsFileHash, for secrets that carry a non-empty one (validateSopsFiles on). */
-  readonly sopsFileHashes: ReadonlyMap<string, string>;
-  readonly templates: readonly TemplateSource[];
-}
-
-export function manifestExtras(text: string): ManifestExtras {
-  const hashes = new Map<string, string>();
-  const templates: TemplateSource[] = [];
+export function templateOrigins(text: string): TemplateOrigin[] {
+  const templates: TemplateOrigin[] = [];
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch {
-    return { sopsFileHashes: hashes, templates };
-  }
-  for (const s of listOf(doc, "secrets")) {
-    const name = stringOf(s, "name");
-    const hash = stringOf(s, "sopsFileHash");
-    if (name !== null && hash !== null && hash !== "") hashes.set(name, hash);
+    return templates;
   }
   for (const t of listOf(doc, "templates")) {
     const name = stringOf(t, "name");
@@ -41,7 +29,7 @@ export function manifestExtras(text: string): ManifestExtras {
       file: file === null || file === "" ? null : file,
     });
   }
-  return { sopsFileHashes: hashes, templates };
+  return templates;
 }
 
 function listOf(doc: unknown, field: string): unknown[] {
