@@ -82,14 +82,17 @@ in
               description = "Cron expression of the full re-check (the agent's default: every 5 minutes).";
             };
             log_level = mkOption {
+              # The values of `--log-level` (LOG_LEVELS in src/agent/config.ts; test/nix-modules.test.ts
+              # keeps the two lists equal).
               type = types.nullOr (
                 types.enum [
-                  "trace"
-                  "debug"
-                  "info"
-                  "warn"
-                  "error"
                   "fatal"
+                  "error"
+                  "warn"
+                  "info"
+                  "debug"
+                  "trace"
+                  "silent"
                 ]
               );
               default = null;
@@ -116,6 +119,16 @@ in
         '';
       };
 
+      checkConfig = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Validate the rendered config at build time with `sops-agent run --check-config`. The check
+          reads a copy without `web_config_file`: that file (`webConfigFile`) usually exists only at
+          run time (a sops-nix secret), and the agent checks it when it starts or reloads.
+        '';
+      };
+
       extraFlags = mkOption {
         type = types.listOf types.str;
         default = [ ];
@@ -124,16 +137,45 @@ in
       };
     };
 
-  # The rendered config file: unset (null) keys are left out, so the agent's defaults apply.
+  # The rendered config file: unset (null) keys are left out, so the agent's defaults apply. With
+  # `checkConfig` the agent validates it while it is built: a bad setting fails the switch, not the
+  # running agent.
   configFile =
     pkgs: cfg:
-    (pkgs.formats.yaml { }).generate "sops-agent.yaml" (
-      lib.filterAttrs (_: v: v != null) (
-        cfg.settings
-        // {
-          listen = listen cfg;
-          web_config_file = cfg.webConfigFile;
+    let
+      settings = lib.filterAttrs (_: v: v != null) (cfg.settings // { listen = listen cfg; });
+      render = name: (pkgs.formats.yaml { }).generate name;
+      full = render "sops-agent.yaml" (
+        settings // lib.optionalAttrs (cfg.webConfigFile != null) { web_config_file = cfg.webConfigFile; }
+      );
+    in
+    if cfg.checkConfig then
+      pkgs.runCommand "sops-agent.yaml"
+        {
+          nativeBuildInputs = [ cfg.package ];
+          config = full;
+          # Everything but the web config file, which exists only at run time.
+          checkable = render "sops-agent-checked.yaml" settings;
         }
-      )
-    );
+        ''
+          sops-agent run --check-config --config "$checkable"
+          cp "$config" "$out"
+        ''
+    else
+      full;
+
+  # `listen` and `web_config_file` have options of their own; in `settings` they would be overwritten.
+  assertions =
+    cfg:
+    map
+      (key: {
+        assertion = !(cfg.settings ? ${key});
+        message = "services.sops-agent.settings.${key}: set ${
+          if key == "listen" then "services.sops-agent.listenAddress and port" else "services.sops-agent.webConfigFile"
+        } instead.";
+      })
+      [
+        "listen"
+        "web_config_file"
+      ];
 }

@@ -14,17 +14,22 @@ let
   configPath = "/etc/sops-agent/config.yaml";
   configFile = common.configFile pkgs cfg;
   logDir = "/var/log/sops-agent";
-  args = common.runArgs cfg configPath;
+  # The config by its store path: nix-darwin reloads a daemon only when its plist changes, so a new
+  # config must change the plist. /etc/sops-agent/config.yaml stays for `sops-agent status`.
+  args = common.runArgs cfg "${configFile}";
 in
 {
   options.services.sops-agent = common.options { inherit pkgs configPath; };
 
   config = lib.mkIf cfg.enable {
+    assertions = common.assertions cfg;
+
     environment.etc."sops-agent/config.yaml".source = configFile;
     environment.systemPackages = [ cfg.package ];
 
-    # launchd creates the log files but not their directory.
-    system.activationScripts.postActivation.text = lib.mkAfter ''
+    # launchd creates the log files but not their directory, and nix-darwin (re)loads daemons
+    # between preActivation and postActivation: create it first, as nix-darwin's own modules do.
+    system.activationScripts.preActivation.text = ''
       mkdir -p ${lib.escapeShellArg logDir}
     '';
 
@@ -33,11 +38,12 @@ in
     launchd.daemons.sops-agent = {
       serviceConfig = {
         Label = "org.nix-community.sops-agent";
-        # The Nix store volume may be mounted after launchd starts daemons at boot.
+        # The Nix store volume may be mounted after launchd starts daemons at boot. No `&&`: nix-darwin
+        # releases before XML escaping write strings into the plist verbatim, and `&` breaks it.
         ProgramArguments = [
           "/bin/sh"
           "-c"
-          "/bin/wait4path /nix/store && exec ${lib.escapeShellArgs args}"
+          "/bin/wait4path /nix/store || exit 1; exec ${lib.escapeShellArgs args}"
         ];
         RunAtLoad = true;
         KeepAlive = true;

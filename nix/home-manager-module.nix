@@ -15,6 +15,9 @@ let
   configFile = common.configFile pkgs cfg;
   logDir = "${config.home.homeDirectory}/Library/Logs/sops-agent";
   args = common.runArgs cfg configPath;
+  # launchd jobs name the config by its store path: home-manager reloads an agent only when its plist
+  # changes, so a new config must change the plist.
+  launchdArgs = common.runArgs cfg "${configFile}";
 in
 {
   options.services.sops-agent = common.options { inherit pkgs configPath; };
@@ -22,6 +25,7 @@ in
   config = lib.mkIf cfg.enable (
     lib.mkMerge [
       {
+        assertions = common.assertions cfg;
         xdg.configFile."sops-agent/config.yaml".source = configFile;
         home.packages = [ cfg.package ];
       }
@@ -32,7 +36,8 @@ in
             Description = "sops-agent: health of my decrypted sops-nix secrets (Prometheus exporter)";
             Documentation = [ "https://github.com/nix-community/sops-agent" ];
             # sops-nix.service (its home-manager module) writes the secrets: check right after it.
-            Wants = [ "sops-nix.service" ];
+            # Ordered only: it is a oneshot without RemainAfterExit, so Wants= would decrypt every
+            # secret again on each start of the agent.
             After = [ "sops-nix.service" ];
             X-Reload-Triggers = [ "${configFile}" ];
           };
@@ -80,13 +85,10 @@ in
         # Labelled org.nix-community.home.sops-agent by home-manager.
         launchd.agents.sops-agent = {
           enable = true;
+          # home-manager starts it through `/bin/sh -c "/bin/wait4path /nix/store && exec ..."`
+          # (waitForNixStore): the Nix store volume may be mounted after launchd starts agents.
           config = {
-            # The Nix store volume may be mounted after launchd starts agents at login.
-            ProgramArguments = [
-              "/bin/sh"
-              "-c"
-              "/bin/wait4path /nix/store && exec ${lib.escapeShellArgs args}"
-            ];
+            ProgramArguments = launchdArgs;
             RunAtLoad = true;
             KeepAlive = true;
             ThrottleInterval = 10;

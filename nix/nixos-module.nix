@@ -11,15 +11,7 @@ let
   cfg = config.services.sops-agent;
   common = import ./common.nix { inherit lib; };
   configPath = "/etc/sops-agent/config.yaml";
-  configFile = common.configFile pkgs cfg;
-  checkedConfig =
-    if cfg.checkConfig then
-      pkgs.runCommand "sops-agent-config-checked.yaml" { nativeBuildInputs = [ cfg.package ]; } ''
-        sops-agent run --check-config --config ${configFile}
-        cp ${configFile} $out
-      ''
-    else
-      configFile;
+  checkedConfig = common.configFile pkgs cfg;
 in
 {
   options.services.sops-agent = common.options { inherit pkgs configPath; } // {
@@ -28,19 +20,11 @@ in
       default = false;
       description = "Open `port` in the firewall, for a Prometheus server on another host.";
     };
-
-    checkConfig = lib.mkOption {
-      type = lib.types.bool;
-      default = cfg.webConfigFile == null;
-      defaultText = lib.literalExpression "config.services.sops-agent.webConfigFile == null";
-      description = ''
-        Validate the rendered config at build time with `sops-agent run --check-config`. Off by
-        default with a web config file, which usually exists only at run time (a sops-nix secret).
-      '';
-    };
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = common.assertions cfg;
+
     warnings = lib.optional (cfg.openFirewall && lib.hasPrefix "127." cfg.listenAddress) ''
       services.sops-agent.openFirewall is set but the agent listens on ${cfg.listenAddress} only:
       set services.sops-agent.listenAddress for other hosts to reach it.

@@ -74,7 +74,8 @@ export function evalNix(ctx: TestContext, opts: EvalOptions, select: string): Ev
 /** Any Nix expression, evaluated offline to JSON (`VENDORED_LIB` and `STUBS` are at hand to import). */
 export function evalExpr(ctx: TestContext, expr: string): EvalResult {
   const nix = requireTool(ctx, "nix-instantiate");
-  const r = spawnSync(nix, ["--eval", "--strict", "--json", "--expr", expr], {
+  // --read-write-mode: builtins.toFile (the stub writeText) really writes into the temporary store.
+  const r = spawnSync(nix, ["--eval", "--read-write-mode", "--strict", "--json", "--expr", expr], {
     cwd: ROOT,
     encoding: "utf8",
     env: nixEnv(),

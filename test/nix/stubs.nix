@@ -76,7 +76,12 @@ lib.fix (self: {
       };
   };
 
-  writeText = name: text: fakeDrv name { inherit text; };
+  # A real file in the (temporary) store, so a test can read what home-manager links from it.
+  writeText = name: text: {
+    type = "derivation";
+    inherit name text;
+    outPath = builtins.toFile name text;
+  };
   # home-manager links `writeTextFile { destination = "/x.service"; } + "/x.service"`. That path is
   # made real: the text goes to the (temporary) store with builtins.toFile, and the caller reads it
   # from the part of the path before the destination (test/helpers/nix.ts, storeText).
@@ -123,21 +128,27 @@ lib.fix (self: {
     fn (builtins.intersectAttrs (builtins.functionArgs fn) (self // { inherit lib; }) // overrides);
 
   # The package builders record their arguments: the tests read what nix/package.nix asks for.
+  # (Their store paths hash only name and output hash: `src` is a lib.fileset, which this Nix cannot read.)
   stdenv = {
     hostPlatform = lib.systems.elaborate system;
-    mkDerivation = args: fakeDrv (args.name or "${args.pname}-${args.version}") { inherit args; };
+    mkDerivation =
+      args:
+      fakeDrv (args.name or "${args.pname}-${args.version}") { outputHash = args.outputHash or null; }
+      // {
+        inherit args;
+      };
   };
   stdenvNoCC = {
     hostPlatform = lib.systems.elaborate system;
-    mkDerivation = args: fakeDrv args.name { inherit args; };
+    mkDerivation = args: fakeDrv args.name { outputHash = args.outputHash or null; } // { inherit args; };
   };
   buildNpmPackage =
     args:
-    fakeDrv "${args.pname}-${args.version}" {
+    fakeDrv "${args.pname}-${args.version}" { inherit (args) pname version; }
+    // {
       inherit args;
       inherit (args) pname version;
       meta = args.meta or { };
-      passthru = args.passthru or { };
     }
     // (args.passthru or { });
   importNpmLock = {
