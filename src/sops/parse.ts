@@ -18,8 +18,6 @@ export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
 export const MAX_STRUCTURE = 100_000;
 /** Deeper than any real secrets document; keeps every recursion here far from the stack limit. */
 export const MAX_DEPTH = 64;
-/** A flattened dotenv/ini key such as `age__list_999999999__map_recipient` must not allocate a huge list. */
-export const MAX_LIST_INDEX = 10_000;
 
 export const ENC_TYPES = ["str", "int", "float", "bool", "bytes", "time", "comment"] as const;
 export type EncType = (typeof ENC_TYPES)[number];
@@ -89,10 +87,10 @@ function refuse(reason: string): never {
 }
 
 /** Parses an encrypted sops file. Never throws, never returns a value from the file in a reason. */
-export function parseSopsFile(text: string, format: SecretFormat): SopsParse {
+export function parseSopsFile(text: string, format: SecretFormat, meter?: WorkMeter): SopsParse {
   try {
     checkBounds(text);
-    const root = parseByFormat(text, format);
+    const root = parseByFormat(text, format, meter);
     return { ok: true, document: toDocument(root, format) };
   } catch (err) {
     if (err instanceof Refusal) return { ok: false, reason: err.message };
@@ -123,7 +121,11 @@ function checkBounds(text: string): void {
   if (maxDepth > MAX_DEPTH * 4) refuse(`file is nested deeper than ${MAX_DEPTH} levels`);
 }
 
-function parseByFormat(text: string, format: SecretFormat): ReadonlyMap<string, Value> {
+function parseByFormat(
+  text: string,
+  format: SecretFormat,
+  meter: WorkMeter | undefined,
+): ReadonlyMap<string, Value> {
   switch (format) {
     case "yaml":
       return parseYaml(text);
@@ -132,9 +134,9 @@ function parseByFormat(text: string, format: SecretFormat): ReadonlyMap<string, 
       checkStrictJson(text);
       return parseYaml(text);
     case "dotenv":
-      return parseDotenv(text);
+      return parseDotenv(text, meter);
     case "ini":
-      return parseIni(text);
+      return parseIni(text, meter);
   }
 }
 
@@ -219,7 +221,7 @@ function scalarValue(v: unknown): Value {
 
 const SOPS_PREFIX = "sops_";
 
-function parseDotenv(text: string): ReadonlyMap<string, Value> {
+function parseDotenv(text: string, meter: WorkMeter | undefined): ReadonlyMap<string, Value> {
   const data = new Map<string, Value>();
   const flat = new Map<string, string>();
   const lines = text.split("\n");
@@ -239,11 +241,11 @@ function parseDotenv(text: string): ReadonlyMap<string, Value> {
       data.set(key, value);
     }
   }
-  if (flat.size > 0) data.set("sops", unflatten(flat));
+  if (flat.size > 0) data.set("sops", unflatten(flat, meter));
   return data;
 }
 
-function parseIni(text: string): ReadonlyMap<string, Value> {
+function parseIni(text: string, meter: WorkMeter | undefined): ReadonlyMap<string, Value> {
   const sections = new Map<string, Map<string, string>>();
   let current = "DEFAULT";
   const lines = text.split(/\r?\n/);
@@ -272,7 +274,7 @@ function parseIni(text: string): ReadonlyMap<string, Value> {
   for (const [name, entries] of sections) {
     // go-ini always has an empty DEFAULT section; sops drops it too.
     if (name === "DEFAULT" && entries.size === 0) continue;
-    out.set(name, name === "sops" ? unflatten(entries) : entries);
+    out.set(name, name === "sops" ? unflatten(entries, meter) : entries);
   }
   return out;
 }
@@ -282,7 +284,15 @@ const LIST_SEP = "__list_";
 
 type Token = { readonly map: string } | { readonly list: number };
 
-/** sops' flatten encoding: `a__map_b__list_0` is `a.b[0]`. */
+/**
+ * Counts the work of unflattening (nodes placed, list slots allocated), so tests can assert that it grows
+ * linearly with the input instead of timing it.
+ */
+export interface WorkMeter {
+  units: number;
+}
+
+/** sops' flatten encoding: `a__map_b__list_0` is `a.b[0]`. stores/flatten.go tokenize (sops 15e36f97a). */
 function tokenize(path: string): Token[] {
   const tokens: Token[] = [];
   const re = new RegExp(`${MAP_SEP}|${LIST_SEP}`, "g");
@@ -294,9 +304,9 @@ function tokenize(path: string): Token[] {
       tokens.push({ map: text });
       return;
     }
-    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-    if (!(n <= MAX_LIST_INDEX)) refuse(`metadata key sops_${path} has a bad list index`);
-    tokens.push({ list: n });
+    // sops ignores Atoi's error (stores/flatten.go:49), so a non-number is index 0. An index that does not
+    // fit is never complete (below), whatever its exact value.
+    tokens.push({ list: /^[+-]?\d+$/.test(text) ? Number(text) : 0 });
   };
   for (let m = re.exec(path); m !== null; m = re.exec(path)) {
     push(m.index);
@@ -307,50 +317,92 @@ function tokenize(path: string): Token[] {
   return tokens;
 }
 
-type Building = Map<string, Building> | Building[] | string | undefined;
+/**
+ * sops' unflatten node (stores/flatten.go:72-76): a value, map entries or list entries by index. Indices are
+ * kept in a Map, never as array slots: an attacker-chosen `__list_99999` costs one entry, not 100,000.
+ */
+interface FlatNode {
+  value: string | undefined;
+  subkeys: Map<string, FlatNode> | undefined;
+  indices: Map<number, FlatNode> | undefined;
+}
 
-function unflatten(flat: ReadonlyMap<string, string>): Value {
-  const root = new Map<string, Building>();
+function newNode(meter: WorkMeter | undefined): FlatNode {
+  if (meter !== undefined) meter.units++;
+  return { value: undefined, subkeys: undefined, indices: undefined };
+}
+
+function unflatten(flat: ReadonlyMap<string, string>, meter: WorkMeter | undefined): Value {
+  const root = newNode(meter);
   for (const [path, value] of flat) {
     const tokens = tokenize(path);
     if (tokens.length > MAX_DEPTH) refuse(`metadata key sops_${path} is nested too deeply`);
-    place(root, tokens, value, path);
+    place(root, tokens, value, path, meter);
   }
-  return freeze(root);
+  return convert(root, "", meter);
 }
 
-function place(root: Map<string, Building>, tokens: readonly Token[], value: string, path: string): void {
-  let node: Building = root;
-  for (const [i, token] of tokens.entries()) {
-    const last = i === tokens.length - 1;
-    const next: Building = last ? value : undefined;
+/** stores/flatten.go place (sops 15e36f97a): walks or creates one node per token. */
+function place(
+  root: FlatNode,
+  tokens: readonly Token[],
+  value: string,
+  path: string,
+  meter: WorkMeter | undefined,
+): void {
+  let node = root;
+  for (const token of tokens) {
+    let next: FlatNode | undefined;
     if ("map" in token) {
-      if (!(node instanceof Map)) refuse(`metadata key sops_${path} mixes a value, a map and a list`);
-      const existing: Building = node.get(token.map);
-      if (last && existing !== undefined) refuse(`duplicate metadata key sops_${path}`);
-      const child: Building = existing ?? next ?? (isList(tokens[i + 1]) ? [] : new Map());
-      node.set(token.map, child);
-      node = child;
+      node.subkeys ??= new Map();
+      next = node.subkeys.get(token.map);
+      if (next === undefined) {
+        next = newNode(meter);
+        node.subkeys.set(token.map, next);
+      }
     } else {
-      if (!Array.isArray(node)) refuse(`metadata key sops_${path} mixes a value, a map and a list`);
-      const existing: Building = node[token.list];
-      if (last && existing !== undefined) refuse(`duplicate metadata key sops_${path}`);
-      const child: Building = existing ?? next ?? (isList(tokens[i + 1]) ? [] : new Map());
-      node[token.list] = child;
-      node = child;
+      node.indices ??= new Map();
+      next = node.indices.get(token.list);
+      if (next === undefined) {
+        next = newNode(meter);
+        node.indices.set(token.list, next);
+      }
     }
+    node = next;
   }
+  if (node.value !== undefined) refuse(`duplicate metadata key sops_${path}`);
+  node.value = value;
 }
 
-function isList(token: Token | undefined): boolean {
-  return token !== undefined && "list" in token;
-}
-
-function freeze(b: Building): Value {
-  if (b === undefined) return null;
-  if (typeof b === "string") return b;
-  if (Array.isArray(b)) return Array.from(b, freeze);
-  return new Map([...b].map(([k, v]) => [k, freeze(v)] as const));
+/**
+ * stores/flatten.go convert (sops 15e36f97a): a node is a value, a map or a list, never two of them; a list
+ * must hold every index from 0 to its largest ("Incomplete list"), so the array allocated is exactly as
+ * long as the entries given.
+ */
+function convert(node: FlatNode, where: string, meter: WorkMeter | undefined): Value {
+  const kinds =
+    (node.value !== undefined ? 1 : 0) +
+    (node.subkeys !== undefined ? 1 : 0) +
+    (node.indices !== undefined ? 1 : 0);
+  if (kinds > 1) refuse(`metadata key sops_${where} mixes a value, a map and a list`);
+  if (node.value !== undefined) return node.value;
+  if (node.indices !== undefined) {
+    const size = node.indices.size;
+    for (const index of node.indices.keys()) {
+      if (!(Number.isInteger(index) && index >= 0 && index < size))
+        refuse(`metadata list sops_${where} is incomplete: ${size} entries, but index ${index}`);
+    }
+    if (meter !== undefined) meter.units += size;
+    const items = new Array<Value>(size);
+    for (const [index, child] of node.indices)
+      items[index] = convert(child, `${where}${LIST_SEP}${index}`, meter);
+    return items;
+  }
+  const out = new Map<string, Value>();
+  // sops sorts map keys (stores/flatten.go:137); nothing here depends on their order.
+  for (const [key, child] of node.subkeys ?? [])
+    out.set(key, convert(child, where === "" ? key : `${where}${MAP_SEP}${key}`, meter));
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------
