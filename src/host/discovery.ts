@@ -181,8 +181,9 @@ function manifestsInScripts(fs: RootFs, start: readonly string[]): string[] {
       read.add(storePath);
       const text = readSmallFile(fs, storePath);
       if (text === null) continue;
-      found.push(...manifestPathsIn(text));
-      next.push(...storePathsIn(text));
+      // Appended one by one: spreading a long list into push() throws RangeError past ~125k items.
+      for (const p of manifestPathsIn(text)) found.push(p);
+      for (const p of storePathsIn(text)) next.push(p);
     }
     if (found.length > 0) return unique(found);
     frontier = next;
@@ -195,7 +196,7 @@ function readSmallFile(fs: RootFs, hostPath: string): string | null {
   const resolved = fs.resolve(hostPath);
   if (resolved.state !== "resolved" || resolved.facts.type !== "file") return null;
   if (resolved.facts.size > MAX_SCRIPT_BYTES) return null;
-  const text = fs.readRealText(resolved.path, MAX_SCRIPT_BYTES);
+  const text = fs.readRealText(resolved.path, MAX_SCRIPT_BYTES, { seen: resolved.facts });
   return typeof text === "string" ? decodeXmlEntities(text) : null;
 }
 

@@ -124,7 +124,7 @@ function readManifest(reader: RootFs, ref: ManifestRef, cache: ManifestCache | u
   if (resolved.state === "inaccessible")
     return { state: "unreadable", why: `cannot be read (${resolved.errno})` };
   if (resolved.facts.type !== "file") return { state: "unreadable", why: "is not a regular file" };
-  // RootFs truncates silently at the limit; a cut manifest would look like invalid JSON.
+  // Refused before reading: a cut manifest would look like invalid JSON.
   if (resolved.facts.size > MAX_MANIFEST_BYTES) return { state: "unreadable", why: "is larger than 16 MiB" };
   const f = resolved.facts;
   const key =
@@ -145,13 +145,13 @@ function readManifest(reader: RootFs, ref: ManifestRef, cache: ManifestCache | u
         ].join("\0");
   const hit = key === null ? undefined : cache?.get(key);
   if (hit !== undefined) return { state: "cached", loaded: hit };
-  // Read what the stat saw plus one byte, not the 16 MiB limit: RootFs allocates the whole limit up front,
-  // and a 16 MiB malloc per check leaves glibc's heap that large. Grown since the stat: read to the limit.
-  const want = Math.min(MAX_MANIFEST_BYTES, f.size + 1);
-  let text = reader.readRealText(resolved.path, want);
-  if (typeof text === "string" && want < MAX_MANIFEST_BYTES && Buffer.byteLength(text) >= want)
-    text = reader.readRealText(resolved.path, MAX_MANIFEST_BYTES);
-  if (typeof text !== "string") return { state: "unreadable", why: `cannot be read (${text.error})` };
+  // RootFs sizes its buffer from fstat (not the 16 MiB limit) and refuses a file grown past the limit.
+  const text = reader.readRealText(resolved.path, MAX_MANIFEST_BYTES, { seen: f });
+  if (typeof text !== "string")
+    return {
+      state: "unreadable",
+      why: text.error === "EFBIG" ? "is larger than 16 MiB" : `cannot be read (${text.error})`,
+    };
   // A file that changed while it was read is parsed but not remembered under the stamp it no longer has.
   return { state: "read", text, key: Buffer.byteLength(text) === f.size ? key : null };
 }

@@ -133,33 +133,51 @@ export class RootFs {
     return { state: "resolved", path: current, facts };
   }
 
-  /** Reads a host path (following links inside the root), at most `maxBytes`. */
-  readText(hostPath: string, maxBytes = 1 << 20): string | { error: string } {
+  /**
+   * Reads a host path (following links inside the root). A file larger than `maxBytes` is an error
+   * (EFBIG), never cut short: a truncated input would change a verdict without saying so.
+   */
+  readText(hostPath: string, maxBytes = 1 << 20, expect: ReadExpectation = {}): string | { error: string } {
     const resolved = this.resolve(hostPath);
     if (resolved.state !== "resolved")
       return { error: resolved.state === "inaccessible" ? resolved.errno : "ENOENT" };
-    // Only regular files: opening a FIFO or a device would block the synchronous check forever.
     if (resolved.facts.type !== "file")
       return { error: resolved.facts.type === "directory" ? "EISDIR" : "EINVAL" };
-    return this.readRealText(resolved.path, maxBytes);
+    return this.readRealText(resolved.path, maxBytes, { ...expect, seen: resolved.facts });
+  }
+
+  /** Reads a path that is already resolved; larger than `maxBytes` is an error (EFBIG). */
+  readRealText(
+    hostPath: string,
+    maxBytes = 1 << 20,
+    expect: ReadExpectation = {},
+  ): string | { error: string } {
+    const read = this.readPrefix(hostPath, maxBytes, expect);
+    if ("error" in read) return read;
+    return read.complete ? read.text : { error: "EFBIG" };
   }
 
   /**
-   * Reads a path that is already resolved, at most `maxBytes`. The buffer is sized from fstat, not from the
-   * limit: a 16 MiB (sops files) or 4 MiB (templates) allocation per read raised glibc's mmap threshold and
-   * left its heap, and the agent's resident memory, that much larger.
+   * The first `maxBytes` of a resolved path, and whether that was all of it. For inputs that are still
+   * useful in part (the passwd of an LDAP-synced host): the caller says that the rest was not read.
    */
-  readRealText(hostPath: string, maxBytes = 1 << 20): string | { error: string } {
-    let fd: number | undefined;
-    try {
-      fd = fs.openSync(this.real(hostPath), "r");
-      // One byte more than the size seen, so a file that grew since is noticed and read on.
-      let buf = Buffer.allocUnsafe(Math.min(maxBytes, fs.fstatSync(fd).size + 1));
+  readPrefix(
+    hostPath: string,
+    maxBytes: number,
+    expect: ReadExpectation = {},
+  ): { readonly text: string; readonly complete: boolean } | { readonly error: string } {
+    let complete = true;
+    const result = this.withOpenFile(hostPath, expect, (fd, size) => {
+      // The buffer is sized from fstat, not from the limit: a 16 MiB (sops files) allocation per read raised
+      // glibc's mmap threshold and left the agent's resident memory that much larger. One byte more than
+      // the size seen (and than the limit), so growth since, and a file over the limit, are noticed.
+      const cap = maxBytes + 1;
+      let buf = Buffer.allocUnsafe(Math.min(cap, size + 1));
       let total = 0;
       for (;;) {
         if (total === buf.length) {
-          if (total >= maxBytes) break;
-          const bigger = Buffer.allocUnsafe(Math.min(maxBytes, buf.length * 2));
+          if (total >= cap) break;
+          const bigger = Buffer.allocUnsafe(Math.min(cap, buf.length * 2));
           buf.copy(bigger, 0, 0, total);
           buf = bigger;
         }
@@ -167,13 +185,76 @@ export class RootFs {
         if (n === 0) break;
         total += n;
       }
+      if (total > maxBytes) {
+        complete = false;
+        total = maxBytes;
+      }
       return buf.toString("utf8", 0, total);
+    });
+    return typeof result === "string" ? { text: result, complete } : result;
+  }
+
+  /**
+   * Reads a resolved path in chunks of at most `chunkBytes` (bounded memory whatever its size), handing
+   * each to `onChunk` until it returns true or `maxBytes` were read. Returns whether it was read to the end
+   * (or stopped early), "too-large" when `maxBytes` were read without reaching the end.
+   */
+  readChunks(
+    hostPath: string,
+    chunkBytes: number,
+    maxBytes: number,
+    onChunk: (chunk: Buffer, length: number) => boolean,
+    expect: ReadExpectation = {},
+  ): "done" | "too-large" | { readonly error: string } {
+    return this.withOpenFile(hostPath, expect, (fd, size) => {
+      const buf = Buffer.allocUnsafe(Math.max(1, Math.min(chunkBytes, size + 1)));
+      let total = 0;
+      for (;;) {
+        if (total >= maxBytes) {
+          // One byte more tells "exactly the limit" from "over it".
+          return fs.readSync(fd, buf, 0, 1, null) === 0 ? "done" : "too-large";
+        }
+        const n = fs.readSync(fd, buf, 0, Math.min(buf.length, maxBytes - total), null);
+        if (n === 0) return "done";
+        total += n;
+        if (onChunk(buf, n)) return "done";
+      }
+    });
+  }
+
+  /**
+   * Opens a resolved path for reading without following a final symlink and without blocking (a FIFO or
+   * a device swapped in after the lstat would otherwise hang the synchronous check in open(2) for good),
+   * then checks the open descriptor: a regular file, the inode that was looked at (a parent directory
+   * swapped for a link since then leads elsewhere), the expected owner.
+   */
+  private withOpenFile<T>(
+    hostPath: string,
+    expect: ReadExpectation,
+    read: (fd: number, size: number) => T,
+  ): T | { readonly error: string } {
+    let fd: number | undefined;
+    try {
+      RootFs.beforeOpen?.(this.real(hostPath));
+      fd = fs.openSync(this.real(hostPath), OPEN_FLAGS);
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) return { error: st.isDirectory() ? "EISDIR" : "EINVAL" };
+      if (expect.seen !== undefined && expect.seen.ino !== 0 && st.ino !== expect.seen.ino)
+        return { error: "ESTALE" };
+      if (expect.ownerUid !== undefined && st.uid !== expect.ownerUid) return { error: "EPERM" };
+      return read(fd, st.size);
     } catch (err) {
       return { error: errnoOf(err) };
     } finally {
       if (fd !== undefined) fs.closeSync(fd);
     }
   }
+
+  /**
+   * Test hook: called with the real path right before every open, so a test can swap the file (for a
+   * FIFO, a symlink) exactly in the window an attacker races for. Never set outside tests.
+   */
+  static beforeOpen: ((realPath: string) => void) | undefined;
 
   /** Names in a directory (following links inside the root); empty when it cannot be read. */
   readdir(hostPath: string): string[] {
@@ -199,6 +280,17 @@ export class RootFs {
 }
 
 const NO_THROW = { throwIfNoEntry: false } as const;
+
+// O_NOFOLLOW: a final symlink is refused (ELOOP), never followed; O_NONBLOCK: opening a FIFO returns at once.
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/** What the open descriptor must be, beyond a regular file. */
+export interface ReadExpectation {
+  /** The facts the path was resolved with: the open file must be the same inode. */
+  readonly seen?: PresentFacts;
+  /** The uid that must own the file (a user scope's files are read only when the user owns them). */
+  readonly ownerUid?: number;
+}
 const ABSENT: PathFacts = { state: "absent" };
 
 /** A relative path of plain names: no leading or trailing `/`, no `//`, no `.` or `..` segment. */

@@ -76,9 +76,15 @@ export class SopsFileCache {
     if (facts.size > MAX_INPUT_BYTES) {
       return { state: "unreadable", reason: `is larger than ${MAX_INPUT_BYTES} bytes` };
     }
-    // One byte more than the limit, so a file that grew since the stat is still refused by the parser.
-    const text = fs.readRealText(real, MAX_INPUT_BYTES + 1);
-    if (typeof text !== "string") return { state: "unreadable", reason: `cannot be read (${text.error})` };
+    const text = fs.readRealText(real, MAX_INPUT_BYTES, { seen: facts });
+    if (typeof text !== "string")
+      return {
+        state: "unreadable",
+        reason:
+          text.error === "EFBIG"
+            ? `is larger than ${MAX_INPUT_BYTES} bytes`
+            : `cannot be read (${text.error})`,
+      };
     const parses = new Map(done);
     for (const format of formats) {
       if (parses.has(format)) continue;
