@@ -47,7 +47,7 @@ describe("AgentServer", () => {
     expect(post.headers.get("allow")).toBe("GET, HEAD");
     expect((await fetch(`${base}/readyz`)).status).toBe(503);
     expect((await fetch(`${base}/status`)).status).toBe(503);
-    src.doc = { healthy: true, scopes: [], problems: [], secrets: [], recipients: [] };
+    src.doc = { healthy: true, incomplete: [], scopes: [], problems: [], secrets: [], recipients: [] };
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${base}/status`)).json()).toEqual(src.doc);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);

@@ -66,7 +66,7 @@ function scope(names: readonly string[], generation = 3): ObservedScope {
 
 function run(observed: ObservedScope[], problems: Problem[] = []): CheckRun {
   return {
-    document: buildStatus(observed, problems, []),
+    document: buildStatus(observed, problems, [], []),
     families: [
       { family: "files", ok: true, durationSeconds: 0.001 },
       { family: "sops", ok: false, durationSeconds: 0.002, error: "boom" },

@@ -36,7 +36,15 @@ describe("sops-agent status", () => {
     expect(r.code).toBe(1);
     const doc = JSON.parse(r.stdout) as StatusDocument;
     expect(doc.healthy).toBe(false);
-    expect(Object.keys(doc).sort()).toEqual(["healthy", "problems", "recipients", "scopes", "secrets"]);
+    expect(Object.keys(doc).sort()).toEqual([
+      "healthy",
+      "incomplete",
+      "problems",
+      "recipients",
+      "scopes",
+      "secrets",
+    ]);
+    expect(doc.incomplete).toEqual([]);
     expect(doc.scopes.find((s) => s.scope === "system")).toEqual({
       scope: "system",
       manifest: host.scopes.get("system")?.manifestPath,

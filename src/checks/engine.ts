@@ -17,7 +17,9 @@ export function runFamilies(families: readonly CheckFamily[], input: CheckInput)
   for (const family of families) {
     const started = performance.now();
     try {
-      problems.push(...family.run(input));
+      // One by one: spreading into push() throws RangeError past ~125k problems, which dropped the family's
+      // problems and reported a broken host healthy.
+      for (const p of family.run(input)) problems.push(p);
       results.push({ family: family.name, ok: true, durationSeconds: (performance.now() - started) / 1000 });
     } catch (err) {
       results.push({

@@ -4,6 +4,7 @@
 import type { CheckFamily } from "./family.js";
 import { filesFamily } from "./files.js";
 import { generationFamily } from "./generation.js";
+import { inputsFamily } from "./inputs.js";
 import { keysFamily } from "./keys.js";
 import { linksFamily } from "./links.js";
 import { orphansFamily } from "./orphans.js";
@@ -16,4 +17,5 @@ export const CHECK_FAMILIES: readonly CheckFamily[] = [
   templatesFamily,
   keysFamily,
   orphansFamily,
+  inputsFamily,
 ];

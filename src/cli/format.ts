@@ -41,7 +41,8 @@ export function formatStatus(doc: StatusDocument, style: Style): string {
     const summary = doc.scopes.find((s) => s.scope === name);
     const problems = doc.problems.filter((p) => p.scope === name);
     out.push(scopeHeader(name, summary, problems, style));
-    if (problems.length > 0) out.push(...problemTable(problems, style));
+    // Line by line: spreading a long table into push() throws RangeError (~50k problems).
+    if (problems.length > 0) for (const line of problemTable(problems, style)) out.push(line);
     const secrets = doc.secrets.filter((s) => s.scope === name);
     if (secrets.length > 0) {
       const bad = secrets.filter((s) => !s.ok).length;
@@ -55,12 +56,19 @@ export function formatStatus(doc: StatusDocument, style: Style): string {
     out.push("");
   }
   const counts = countBySeverity(doc.problems);
+  for (const f of doc.incomplete)
+    out.push(
+      style.severity(
+        "critical",
+        `INCOMPLETE: the ${f.check} check failed (${f.error}); its problems are not listed`,
+      ),
+    );
   out.push(
     doc.healthy
       ? style.ok(`healthy: ${counts.warning} warning(s), ${counts.info} info`)
       : style.severity(
           "critical",
-          `NOT healthy: ${counts.critical} critical, ${counts.warning} warning(s), ${counts.info} info`,
+          `NOT healthy${doc.incomplete.length > 0 ? " (incomplete)" : ""}: ${counts.critical} critical, ${counts.warning} warning(s), ${counts.info} info`,
         ),
   );
   return `${out.join("\n")}\n`;
@@ -83,7 +91,7 @@ function scopeHeader(
 function problemTable(problems: readonly Problem[], style: Style): string[] {
   const rows = problems.map((p) => [p.severity, p.code, p.subject, p.path] as const);
   const widths = [0, 1, 2].map((i) =>
-    Math.max(...rows.map((r) => r[i]?.length ?? 0), ["SEVERITY", "CODE", "SUBJECT"][i]?.length ?? 0),
+    rows.reduce((w, r) => Math.max(w, r[i]?.length ?? 0), ["SEVERITY", "CODE", "SUBJECT"][i]?.length ?? 0),
   );
   const pad = (s: string, i: number) => s.padEnd(widths[i] ?? 0);
   const lines = [`  ${style.dim(`${pad("SEVERITY", 0)}  ${pad("CODE", 1)}  ${pad("SUBJECT", 2)}  PATH`)}`];

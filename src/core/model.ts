@@ -120,4 +120,9 @@ export interface PasswdEntry extends Account {
 export interface Accounts {
   readonly users: ReadonlyMap<string, PasswdEntry>;
   readonly groups: ReadonlyMap<string, Account>;
+  /**
+   * Databases read only in part (larger than the agent reads): a name missing from them may well exist,
+   * so it is not reported unknown. Absent: both were read whole (or not at all).
+   */
+  readonly partial?: { readonly users: boolean; readonly groups: boolean; readonly limitBytes: number };
 }

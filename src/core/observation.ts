@@ -2,7 +2,7 @@
 // in; the checks (src/checks/) are pure functions over it.
 
 import type { PathFacts, Resolution } from "./facts.js";
-import type { Accounts, DeclaredFile, DeclaredKey, DeclaredScope } from "./model.js";
+import type { Accounts, DeclaredFile, DeclaredKey, DeclaredScope, ScopeName } from "./model.js";
 
 export interface FileObservation {
   readonly declared: DeclaredFile;
@@ -31,6 +31,18 @@ export interface GenerationObservation {
   readonly resolution: Resolution;
 }
 
+/**
+ * An input larger than the agent reads: what lies past the limit is unknown, and is reported as such
+ * (input_too_large) instead of being guessed at.
+ */
+export interface OversizedInput {
+  readonly scope: ScopeName | "host";
+  /** The secret or template name, or the path for host files. */
+  readonly subject: string;
+  readonly path: string;
+  readonly limitBytes: number;
+}
+
 export type SessionState = "not-applicable" | "active" | "inactive" | "unknown";
 
 export interface ObservedScope {
@@ -44,6 +56,8 @@ export interface ObservedScope {
   readonly mountFsType: number | null;
   readonly files: readonly FileObservation[];
   readonly keys: readonly KeyObservation[];
+  /** Files of the scope read only up to a limit (templates scanned for placeholders); absent: none. */
+  readonly oversized?: readonly OversizedInput[];
 }
 
 export interface StrayKeyLink {
@@ -56,4 +70,6 @@ export interface HostObservation {
   readonly accounts: Accounts;
   /** `id_infrastructure` links found in the usual places, whether or not a manifest names them. */
   readonly strayKeyLinks: readonly StrayKeyLink[];
+  /** Host files read only up to a limit (passwd, group); absent: none. */
+  readonly oversized?: readonly OversizedInput[];
 }

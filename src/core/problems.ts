@@ -50,6 +50,8 @@ export const PROBLEM_CODES = {
   recipient_unverifiable: "The sops file has only recipients public data cannot match (pgp, kms, ssh)",
   sops_file_hash_mismatch:
     "The sops file no longer matches the sopsFileHash its generation was built with (preflight)",
+  // the agent's own limits
+  input_too_large: "A file is larger than the agent reads: what lies past the limit was not checked",
 } as const;
 
 export type ProblemCode = keyof typeof PROBLEM_CODES;

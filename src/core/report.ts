@@ -32,11 +32,20 @@ export interface HostRecipient {
 }
 
 export interface StatusDocument {
+  /** False when anything is critical, and when a check family failed (the verdict is incomplete). */
   readonly healthy: boolean;
+  /** Check families that failed: their problems are missing from this document. Empty when complete. */
+  readonly incomplete: readonly FailedCheck[];
   readonly scopes: readonly ScopeSummary[];
   readonly problems: readonly Problem[];
   readonly secrets: readonly SecretStatus[];
   readonly recipients: readonly HostRecipient[];
+}
+
+/** A check family that did not run to the end, and why (never file content). */
+export interface FailedCheck {
+  readonly check: string;
+  readonly error: string;
 }
 
 /** One check family's outcome, like node_exporter's per-collector success and duration. */

@@ -3,13 +3,25 @@
 import type { DeclaredFile } from "./model.js";
 import type { ObservedScope } from "./observation.js";
 import type { Problem } from "./problems.js";
-import type { HostRecipient, ScopeSummary, SecretStatus, StatusDocument } from "./report.js";
+import type {
+  FailedCheck,
+  FamilyResult,
+  HostRecipient,
+  ScopeSummary,
+  SecretStatus,
+  StatusDocument,
+} from "./report.js";
 
 export function buildStatus(
   observed: readonly ObservedScope[],
   problems: readonly Problem[],
   recipients: readonly HostRecipient[],
+  families: readonly FamilyResult[],
 ): StatusDocument {
+  // A family that failed found nothing, which is not the same as finding nothing wrong.
+  const incomplete: FailedCheck[] = families
+    .filter((f) => !f.ok)
+    .map((f) => ({ check: f.family, error: f.error ?? "unknown error" }));
   const critical = problems.filter((p) => p.severity === "critical");
   // A critical problem about the scope's generation (subject = symlinkPath) makes every file in it not ok.
   const brokenScopes = new Set(
@@ -47,7 +59,8 @@ export function buildStatus(
     }));
   });
   return {
-    healthy: critical.length === 0,
+    healthy: critical.length === 0 && incomplete.length === 0,
+    incomplete,
     scopes,
     problems: [...problems],
     secrets,

@@ -3,14 +3,54 @@
 
 import { emptyAccounts, parseGroup, parsePasswd } from "../core/accounts.js";
 import type { Accounts } from "../core/model.js";
+import type { OversizedInput } from "../core/observation.js";
 import type { RootFs } from "./rootfs.js";
 
-export function readAccounts(fs: RootFs): Accounts {
-  const passwd = fs.readText("/etc/passwd");
-  const group = fs.readText("/etc/group");
+/**
+ * LDAP- or SSSD-synced hosts keep passwd files of many megabytes (100,000 accounts are ~8 MiB). Past this,
+ * the entries read are used and the file is reported as too large: a name missing from it is not unknown.
+ */
+export const MAX_ACCOUNTS_BYTES = 64 << 20;
+
+export const PASSWD = "/etc/passwd";
+export const GROUP = "/etc/group";
+
+export function readAccounts(fs: RootFs, limitBytes = MAX_ACCOUNTS_BYTES): Accounts {
+  const passwd = readDatabase(fs, PASSWD, limitBytes);
+  const group = readDatabase(fs, GROUP, limitBytes);
   const empty = emptyAccounts();
-  return {
-    users: typeof passwd === "string" ? parsePasswd(passwd) : empty.users,
-    groups: typeof group === "string" ? parseGroup(group) : empty.groups,
+  const accounts = {
+    users: passwd === null ? empty.users : parsePasswd(passwd.text),
+    groups: group === null ? empty.groups : parseGroup(group.text),
   };
+  const partial = { users: passwd?.complete === false, groups: group?.complete === false, limitBytes };
+  return partial.users || partial.groups ? { ...accounts, partial } : accounts;
+}
+
+/** The passwd and group files read only in part, for input_too_large. */
+export function oversizedAccounts(accounts: Accounts): OversizedInput[] {
+  const partial = accounts.partial;
+  if (partial === undefined) return [];
+  const out: OversizedInput[] = [];
+  for (const [file, cut] of [
+    [PASSWD, partial.users],
+    [GROUP, partial.groups],
+  ] as const) {
+    if (cut) out.push({ scope: "host", subject: file, path: file, limitBytes: partial.limitBytes });
+  }
+  return out;
+}
+
+function readDatabase(
+  fs: RootFs,
+  file: string,
+  limitBytes: number,
+): { text: string; complete: boolean } | null {
+  const resolved = fs.resolve(file);
+  if (resolved.state !== "resolved" || resolved.facts.type !== "file") return null;
+  const read = fs.readPrefix(resolved.path, limitBytes, { seen: resolved.facts });
+  if ("error" in read) return null;
+  if (read.complete) return read;
+  // The last line was cut at the limit: a half entry must not stand for a whole one.
+  return { text: read.text.slice(0, read.text.lastIndexOf("\n") + 1), complete: false };
 }

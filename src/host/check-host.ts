@@ -86,9 +86,10 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   });
   const problems: Problem[] = [...loaded.problems, ...engine.problems].sort(compareProblems);
   const recipients: HostRecipient[] = [...sops.identities.values()].flat();
+  const families = [...engine.families, ...(sopsRead === null ? [] : [sopsRead]), ...leftovers.failed];
   return {
-    document: buildStatus(observed, problems, recipients),
-    families: [...engine.families, ...(sopsRead === null ? [] : [sopsRead]), ...leftovers.failed],
+    document: buildStatus(observed, problems, recipients, families),
+    families,
     observed,
     sopsFiles: sopsFileSummaries(scopes, sops),
     homes: userHomes(accounts),

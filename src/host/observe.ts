@@ -4,7 +4,7 @@
 
 import * as path from "node:path";
 import { userHomes } from "../core/accounts.js";
-import type { PathFacts } from "../core/facts.js";
+import type { PathFacts, PresentFacts } from "../core/facts.js";
 import type { Accounts, DeclaredFile, DeclaredScope } from "../core/model.js";
 import type {
   FileObservation,
@@ -12,16 +12,22 @@ import type {
   HostObservation,
   KeyObservation,
   ObservedScope,
+  OversizedInput,
   SessionState,
   StrayKeyLink,
 } from "../core/observation.js";
-import { hasUnrenderedPlaceholder } from "../core/placeholder.js";
+import { PlaceholderScanner } from "../core/placeholder.js";
 import { absoluteLinkTarget, relativeInGeneration } from "../core/placement.js";
+import { oversizedAccounts } from "./accounts.js";
 import type { RootFs } from "./rootfs.js";
 
 const ABSENT: PathFacts = { state: "absent" };
-/** Rendered templates larger than this are not scanned: configs are small, and memory stays bounded. */
-const MAX_TEMPLATE_SCAN = 4 << 20;
+/**
+ * Rendered templates are scanned in chunks of this size (memory stays bounded whatever their size), up to
+ * MAX_TEMPLATE_SCAN; a larger one is reported as too large, never passed as clean.
+ */
+const TEMPLATE_CHUNK = 1 << 20;
+export const MAX_TEMPLATE_SCAN = 64 << 20;
 
 export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
   const session = sessionOf(fs, scope);
@@ -40,10 +46,15 @@ export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
   const generationDirs =
     generationDir === null ? null : { host: generationDir, real: fs.real(generationDir) };
   const files: FileObservation[] = [];
-  for (const declared of scope.secrets) files.push(observeFile(fs, scope, declared, generationDirs));
-  for (const declared of scope.templates) files.push(observeFile(fs, scope, declared, generationDirs));
+  const oversized: OversizedInput[] = [];
+  for (const declared of scope.secrets)
+    files.push(observeFile(fs, scope, declared, generationDirs, oversized));
+  for (const declared of scope.templates)
+    files.push(observeFile(fs, scope, declared, generationDirs, oversized));
   const mountFsType = scope.userMode || scope.platform !== "linux" ? null : fs.fsType(scope.mountPoint);
-  return { declared: scope, session, link, generation, mountFsType, files, keys };
+  return oversized.length === 0
+    ? { declared: scope, session, link, generation, mountFsType, files, keys }
+    : { declared: scope, session, link, generation, mountFsType, files, keys, oversized };
 }
 
 function observeFile(
@@ -51,24 +62,49 @@ function observeFile(
   scope: DeclaredScope,
   declared: DeclaredFile,
   generationDir: { readonly host: string; readonly real: string } | null,
+  oversized: OversizedInput[],
 ): FileObservation {
   const rel = relativeInGeneration(declared);
   const generationPath = generationDir === null ? null : `${generationDir.host}/${rel}`;
   const facts = generationDir === null ? ABSENT : fs.lstatUnder(generationDir.real, generationDir.host, rel);
-  let unrenderedPlaceholder: boolean | null = null;
+  let unrenderedPlaceholder: boolean | null | "too-large" = null;
   if (
     declared.kind === "template" &&
     generationPath !== null &&
     facts.state === "present" &&
     facts.type === "file"
   ) {
-    const text = fs.readText(generationPath, MAX_TEMPLATE_SCAN);
-    unrenderedPlaceholder = typeof text === "string" ? hasUnrenderedPlaceholder(text) : null;
+    unrenderedPlaceholder = scanTemplate(fs, generationPath, facts);
+    if (unrenderedPlaceholder === "too-large") {
+      oversized.push({
+        scope: scope.scope,
+        subject: declared.name,
+        path: generationPath,
+        limitBytes: MAX_TEMPLATE_SCAN,
+      });
+      unrenderedPlaceholder = null;
+    }
   }
   const link = isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)
     ? null
     : { facts: fs.lstat(declared.path), resolution: fs.resolve(declared.path) };
   return { declared, generationPath, facts, unrenderedPlaceholder, link };
+}
+
+/** Whether a rendered template holds a placeholder; null when it cannot be read. */
+function scanTemplate(fs: RootFs, generationPath: string, facts: PresentFacts): boolean | null | "too-large" {
+  const scanner = new PlaceholderScanner();
+  const read = fs.readChunks(
+    generationPath,
+    TEMPLATE_CHUNK,
+    MAX_TEMPLATE_SCAN,
+    (chunk, n) => scanner.push(chunk, n),
+    {
+      seen: facts,
+    },
+  );
+  if (read === "too-large") return scanner.found ? true : "too-large";
+  return read === "done" ? scanner.found : null;
 }
 
 /** Whether a declared path is `<symlinkPath>/<rel>`, with the cheap string test first (it runs per secret). */
@@ -121,5 +157,6 @@ export function observeHost(fs: RootFs, accounts: Accounts): HostObservation {
       strayKeyLinks.push({ path: candidate, facts, resolution: fs.resolve(candidate) });
     }
   }
-  return { accounts, strayKeyLinks };
+  const oversized = oversizedAccounts(accounts);
+  return oversized.length === 0 ? { accounts, strayKeyLinks } : { accounts, strayKeyLinks, oversized };
 }
