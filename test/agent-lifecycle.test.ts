@@ -191,3 +191,27 @@ describe("scopes that come and go", () => {
     expect(after).toContain('sops_secret_ok{scope="user:alice"');
   });
 });
+
+describe("every line the running agent writes", () => {
+  it("is pino JSON on stdout, the scheduler's included; nothing on stderr", async () => {
+    const host = healthyHost();
+    const config = path.join(host.root, "agent.yaml");
+    // Every second, so a pause of the process makes node-cron see missed runs and say so.
+    fs.writeFileSync(config, 'schedule: "* * * * * *"\n');
+    const agent = await start(host.root, ["--config", config]);
+    agent.child.kill("SIGSTOP");
+    await new Promise((r) => setTimeout(r, 2500));
+    agent.child.kill("SIGCONT");
+    await waitFor(
+      "the scheduler's warning",
+      async () => `${agent.lines.join("\n")}${agent.stderr()}`,
+      (out) => /missed execution/i.test(out),
+    ).catch(withLogs(agent));
+    await agent.stop();
+    expect(agent.stderr()).toBe("");
+    for (const line of agent.lines) expect(() => JSON.parse(line), line).not.toThrow();
+    const scheduler = agent.logs.filter((l) => l.event === "scheduler");
+    expect(scheduler.length).toBeGreaterThan(0);
+    expect(scheduler[0]).toMatchObject({ level: 40, name: "sops-agent" });
+  });
+});

@@ -8,6 +8,7 @@ import bcrypt from "bcryptjs";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { AgentServer, acceptsGzip, type HttpSource } from "../src/agent/http.js";
+import { statusSerialisations } from "../src/agent/status-body.js";
 import { loadWebConfig, NO_WEB_CONFIG, parseWebConfig, type WebConfig } from "../src/agent/web-config.js";
 import type { StatusDocument } from "../src/core/report.js";
 import { requireTool } from "./helpers/tools.js";
@@ -120,6 +121,26 @@ describe("AgentServer", () => {
     expect(codes.filter((c) => c === 429)).toHaveLength(25);
     // One compare for the first scrape, one per failed attempt in the budget, none for the second scrape.
     expect(server.authCounts).toMatchObject({ compares: 6, cacheHits: 1, throttled: 25 });
+  });
+
+  it("serialises /status once per published document, however many ask at once", async () => {
+    const src = source();
+    const base = await start(src);
+    const first = { healthy: true, scopes: [], problems: [], secrets: [], recipients: [] };
+    src.doc = first;
+    const before = statusSerialisations();
+    const bodies = await Promise.all(
+      Array.from({ length: 50 }, () => fetch(`${base}/status`).then((r) => r.text())),
+    );
+    expect(statusSerialisations() - before).toBe(1);
+    expect(new Set(bodies).size).toBe(1);
+    expect(JSON.parse(bodies[0] ?? "")).toEqual(first);
+    // The next check publishes a new document: serialised once more, on the first request for it.
+    src.doc = { ...first, healthy: false };
+    await Promise.all([fetch(`${base}/status`), fetch(`${base}/status`, { method: "HEAD" })]);
+    expect(statusSerialisations() - before).toBe(2);
+    expect(await (await fetch(`${base}/status`)).json()).toMatchObject({ healthy: false });
+    expect(statusSerialisations() - before).toBe(2);
   });
 
   it("rate-limits like exporter-toolkit", async () => {

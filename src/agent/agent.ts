@@ -2,7 +2,7 @@
 // watch events, on the cron schedule, on reload), publishes each result whole, and logs deploy events.
 // What a publish means and how a switch is told apart are pure functions below, tested on their own.
 
-import { type ScheduledTask, schedule } from "node-cron";
+import { type Logger as CronLogger, type ScheduledTask, schedule } from "node-cron";
 import type { DeclaredFile, ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
 import { relativeInGeneration } from "../core/placement.js";
@@ -195,6 +195,7 @@ export class Agent {
     this.cron = schedule(this.config.schedule, () => this.requestCheck(), {
       name: "sops-agent-recheck",
       noOverlap: true,
+      logger: schedulerLogger(this.log),
     });
   }
 
@@ -303,6 +304,23 @@ export class Agent {
     // A directory watched only from now on may have changed since the check read it: look once more.
     if (await watcher.retarget(plan)) this.pending = true;
   }
+}
+
+/**
+ * node-cron's own messages (missed runs, a run blocked by the one still going) as JSON lines through pino,
+ * not its coloured text on the console, which journald would store as lines no log query can parse.
+ */
+export function schedulerLogger(log: Logger): CronLogger {
+  const line =
+    (level: "info" | "warn" | "error" | "debug") =>
+    (message: string | Error, err?: Error): void => {
+      const error = message instanceof Error ? message : err;
+      log[level](
+        { event: "scheduler", ...(error === undefined ? {} : { error: error.message }) },
+        message instanceof Error ? message.message : message,
+      );
+    };
+  return { info: line("info"), warn: line("warn"), error: line("error"), debug: line("debug") };
 }
 
 /**

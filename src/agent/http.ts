@@ -10,6 +10,7 @@ import type { StatusDocument } from "../core/report.js";
 import { BasicAuth } from "./basic-auth.js";
 import { formatListen, type ListenAddress } from "./config.js";
 import type { Logger } from "./logger.js";
+import { statusBody } from "./status-body.js";
 import { clientCertAllowed, NO_WEB_CONFIG, tlsOptions, type WebConfig } from "./web-config.js";
 
 export interface HttpSource {
@@ -181,7 +182,7 @@ export class AgentServer {
         const doc = src.status();
         if (doc === null)
           this.send(req, res, 503, "text/plain; charset=utf-8", "not ready: the first check is running\n");
-        else this.send(req, res, 200, "application/json; charset=utf-8", `${JSON.stringify(doc, null, 2)}\n`);
+        else this.send(req, res, 200, "application/json; charset=utf-8", [statusBody(doc)]);
         return;
       }
       default:

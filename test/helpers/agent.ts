@@ -17,6 +17,10 @@ export interface RunningAgent {
   readonly base: string;
   /** Every log line so far, parsed. */
   readonly logs: Record<string, unknown>[];
+  /** Every stdout line so far as written, JSON or not. */
+  readonly lines: string[];
+  /** Everything written to stderr so far. */
+  stderr(): string;
   metrics(): Promise<string>;
   /** Sends SIGTERM; resolves with the exit code once stdout is drained (so `logs` holds the last line). */
   stop(): Promise<{ code: number | null }>;
@@ -29,6 +33,7 @@ export async function startAgent(root: string, extra: string[] = []): Promise<Ru
     env: { ...process.env, HOME: "/nonexistent" },
   });
   const logs: Record<string, unknown>[] = [];
+  const lines: string[] = [];
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr += d.toString();
@@ -44,6 +49,7 @@ export async function startAgent(root: string, extra: string[] = []): Promise<Ru
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         nl = buf.indexOf("\n");
+        lines.push(line);
         try {
           const entry = JSON.parse(line) as Record<string, unknown>;
           logs.push(entry);
@@ -61,6 +67,8 @@ export async function startAgent(root: string, extra: string[] = []): Promise<Ru
     child,
     base,
     logs,
+    lines,
+    stderr: () => stderr,
     metrics: async () => (await fetch(`${base}/metrics`)).text(),
     stop: () =>
       new Promise((resolve) => {
