@@ -28,7 +28,14 @@ async function benchStatus(): Promise<string> {
     path: `/run/secrets/service-${i % 100}/secret-number-${i}`,
     ok: true,
   }));
-  const doc: StatusDocument = { healthy: true, scopes: [], problems: [], secrets, recipients: [] };
+  const doc: StatusDocument = {
+    healthy: true,
+    incomplete: [],
+    scopes: [],
+    problems: [],
+    secrets,
+    recipients: [],
+  };
   const shared = await peakDuringStatus(doc, "agent");
   // The Buffer the agent made during the measurement.
   const size = statusBody(doc).length;
