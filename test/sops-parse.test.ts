@@ -100,7 +100,7 @@ describe("real sops-nix fixtures", () => {
     expect(doc.metadata.lastModified).toBe(Date.parse("2023-01-17T13:07:01Z") / 1000);
   });
 
-  it("flat formats carry age and key_groups recipients too", () => {
+  it("flat formats carry age and key_groups recipients too, the top-level lists winning as in sops", () => {
     const env = [
       `token=${ENC("str")}`,
       `sops_age__list_0__map_recipient=${AGE_TEST}`,
@@ -110,8 +110,16 @@ describe("real sops-nix fixtures", () => {
       "sops_lastmodified=2024-01-02T03:04:05Z",
     ].join("\n");
     const doc = ok(parseSopsFile(env, "dotenv"));
-    expect(ageRecipients(doc)).toEqual([AGE_TEST, AGE_SSH]);
+    // sops stores/stores.go:377-399: a non-empty top-level list wins and key_groups are ignored.
+    expect(ageRecipients(doc)).toEqual([AGE_TEST]);
     expect(doc.metadata.keyGroups).toBe(1);
+    const groupsOnly = env
+      .split("\n")
+      .filter((l) => !l.startsWith("sops_age__"))
+      .join("\n");
+    const grouped = ok(parseSopsFile(groupsOnly, "dotenv"));
+    expect(ageRecipients(grouped)).toEqual([AGE_SSH]);
+    expect(grouped.metadata.recipients.map((r) => r.group)).toEqual([0]);
     const ini = `[app]\nk = ${ENC("str")}\n[sops]\nage__list_0__map_recipient = ${AGE_SSH}\nage__list_0__map_enc = x\n`;
     expect(ageRecipients(ok(parseSopsFile(ini, "ini")))).toEqual([AGE_SSH]);
   });

@@ -176,13 +176,18 @@ export function ageFromIdentityFile(text: string): RecipientResult {
   return { ok: true, recipients };
 }
 
+/** The `age1…` recipient of an X25519 secret scalar (32 bytes); the caller zeroes the scalar. */
+export function x25519RecipientOfScalar(scalar: Uint8Array): string {
+  return x25519PublicToAge(x25519.getPublicKey(scalar));
+}
+
 function x25519FromSecretLine(line: string): string | null {
   let scalar: Uint8Array | undefined;
   try {
     const decoded = bech32.decodeToBytes(line, false);
     scalar = decoded.bytes;
     if (decoded.prefix !== "age-secret-key-" || scalar.length !== 32) return null;
-    return x25519PublicToAge(x25519.getPublicKey(scalar));
+    return x25519RecipientOfScalar(scalar);
   } catch {
     return null;
   } finally {

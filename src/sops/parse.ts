@@ -54,14 +54,19 @@ export interface SopsRecipient {
   readonly id: string;
   /** Whether the entry carries its encrypted data key (`enc`); without it the entry cannot decrypt. */
   readonly hasEnc: boolean;
+  /** The key group (0-based) the entry belongs to; the flat lists form group 0. */
+  readonly group: number;
 }
 
 export interface SopsMetadata {
-  /** All key entries, from the top-level lists and from every `key_groups` entry. */
+  /**
+   * The key entries sops uses: the top-level lists when any is non-empty (they form one group and
+   * `key_groups` is then ignored), else every `key_groups` entry (sops stores/stores.go:377-399, v3.12.2).
+   */
   readonly recipients: readonly SopsRecipient[];
   /** `lastmodified` in seconds since the epoch; null when absent or not RFC 3339. */
   readonly lastModified: number | null;
-  /** Number of `key_groups`; 0 when the file uses the flat lists. */
+  /** Number of key groups sops sees: 1 for the flat lists, 0 when the file has no key at all. */
   readonly keyGroups: number;
   readonly shamirThreshold: number | null;
 }
@@ -471,39 +476,47 @@ function isEncType(t: string | undefined): t is EncType {
 const SERVICE_KINDS = ["kms", "gcp_kms", "azure_kv", "hc_vault", "hckms"] as const;
 
 function readMetadata(meta: ReadonlyMap<string, Value>): SopsMetadata {
-  const recipients: SopsRecipient[] = [];
-  readKeyLists(meta, "sops", recipients);
+  const flat: SopsRecipient[] = [];
+  readKeyLists(meta, "sops", 0, flat);
+  const grouped: SopsRecipient[] = [];
   const groups = listField(meta, "key_groups", "sops");
   for (const [i, group] of groups.entries()) {
     const where = `sops.key_groups[${i}]`;
     if (!(group instanceof Map)) refuse(`${where} is not a map`);
-    readKeyLists(group, where, recipients);
+    readKeyLists(group, where, i, grouped);
   }
+  // sops stores/stores.go:377-399 (v3.12.2): any non-empty top-level list wins over key_groups.
+  const useFlat = flat.length > 0;
   const threshold = meta.get("shamir_threshold");
   return {
-    recipients,
+    recipients: useFlat ? flat : grouped,
     lastModified: epochSeconds(meta.get("lastmodified")),
-    keyGroups: groups.length,
+    keyGroups: useFlat ? 1 : groups.length,
     shamirThreshold:
       typeof threshold === "number" ? threshold : typeof threshold === "string" ? toInt(threshold) : null,
   };
 }
 
-function readKeyLists(meta: ReadonlyMap<string, Value>, where: string, out: SopsRecipient[]): void {
+function readKeyLists(
+  meta: ReadonlyMap<string, Value>,
+  where: string,
+  group: number,
+  out: SopsRecipient[],
+): void {
   for (const [i, entry] of listField(meta, "age", where).entries()) {
     const e = entryMap(entry, `${where}.age[${i}]`);
     const recipient = e.get("recipient");
     if (typeof recipient !== "string") refuse(`${where}.age[${i}].recipient is not a string`);
-    out.push({ kind: ageRecipientKind(recipient), id: recipient.trim(), hasEnc: hasEnc(e) });
+    out.push({ kind: ageRecipientKind(recipient), id: recipient.trim(), hasEnc: hasEnc(e), group });
   }
   for (const [i, entry] of listField(meta, "pgp", where).entries()) {
     const e = entryMap(entry, `${where}.pgp[${i}]`);
     const fp = e.get("fp");
-    out.push({ kind: "pgp", id: typeof fp === "string" ? fp : "", hasEnc: hasEnc(e) });
+    out.push({ kind: "pgp", id: typeof fp === "string" ? fp : "", hasEnc: hasEnc(e), group });
   }
   for (const kind of SERVICE_KINDS) {
     for (const [i, entry] of listField(meta, kind, where).entries()) {
-      out.push({ kind, id: "", hasEnc: hasEnc(entryMap(entry, `${where}.${kind}[${i}]`)) });
+      out.push({ kind, id: "", hasEnc: hasEnc(entryMap(entry, `${where}.${kind}[${i}]`)), group });
     }
   }
 }

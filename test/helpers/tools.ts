@@ -15,6 +15,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   openssl: "openssl",
   "ssh-keygen": "openssh-client",
   setpriv: "util-linux",
+  "age-keygen": "age",
 };
 
 export function findTool(name: string): string | null {
