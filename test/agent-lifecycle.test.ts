@@ -15,6 +15,7 @@ import {
   installKeys,
   makeHost,
   PLANTED,
+  TEST_AGE_KEYS,
   tempRoot,
 } from "./helpers/host.js";
 
@@ -169,6 +170,8 @@ describe("scopes that come and go", () => {
     const agent = await start(host.root);
     expect(await agent.metrics()).not.toContain('scope="user:bob"');
     // bob is created and his home-manager generation activated: passwd, his unit and secrets appear.
+    // His manifest names no key: sops reads his ~/.config/sops/age/keys.txt by itself.
+    host.writeFile("/home/bob/.config/sops/age/keys.txt", TEST_AGE_KEYS, 0o600, 1001, 100);
     layoutHost(host.root, {
       ...spec,
       users: [...(spec.users ?? []), { name: "bob", uid: 1001, gid: 100, home: "/home/bob" }],

@@ -75,6 +75,37 @@ function check(scopes: DeclaredScope[], sops: SopsObservation): Problem[] {
   });
 }
 
+/** The public key blob of a `.pub` line. */
+function pubBlobOf(pub: string): Uint8Array {
+  return base64.decode(pub.trim().split(/\s+/)[1] ?? "");
+}
+
+/**
+ * An unencrypted openssh-key-v1 file around a public key blob. Only the clear public part matters to the
+ * agent; the private section is filler (tests that need a working key use ssh-keygen).
+ */
+function opensshPrivateKey(publicBlob: Uint8Array): string {
+  const str = (b: Uint8Array | string): Buffer => {
+    const bytes = typeof b === "string" ? Buffer.from(b) : Buffer.from(b);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(bytes.length);
+    return Buffer.concat([len, bytes]);
+  };
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(1);
+  const body = Buffer.concat([
+    Buffer.from("openssh-key-v1\0"),
+    str("none"),
+    str("none"),
+    str(""),
+    count,
+    str(publicBlob),
+    str(Buffer.alloc(64)),
+  ]);
+  const b64 = body.toString("base64").replace(/.{70}/g, "$&\n");
+  return `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`;
+}
+
 const AGE_KEY: DeclaredKey = { path: "/var/lib/sops-nix/key.txt", role: "age-key-file" };
 const SSH_KEY: DeclaredKey = { path: "/etc/ssh/ssh_host_ed25519_key", role: "age-ssh" };
 
@@ -105,18 +136,23 @@ describe("sops family", () => {
     expect(check([s], new SopsFileCache().observe(host.fs, [s]))).toEqual([]);
   });
 
-  it("the ssh host key's .pub gives the second recipient of secrets.yaml", () => {
+  it("a key ssh-to-age cannot convert holds no identity, whatever its .pub says", () => {
     const host = new Host();
     host.write(`${STORE}secrets.yaml`, asset("secrets.yaml"));
-    // An unreadable private key (here: not a key) does not matter when the .pub is there.
-    host.write(SSH_KEY.path, "not readable in real life");
+    // sops-install-secrets reads the private key (main.go:868-886): garbage does not convert.
+    host.write(SSH_KEY.path, "not a key");
     host.write(`${SSH_KEY.path}.pub`, asset("ssh-ed25519-key.pub"));
     const s = scope([secret("a", `${STORE}secrets.yaml`, "test_key")], [SSH_KEY]);
     const sops = new SopsFileCache().observe(host.fs, [s]);
-    expect(sops.identities.get("system")).toEqual([
+    expect(sops.identities.get("system")).toEqual([]);
+    expect(codes(check([s], sops))).toEqual(["a:host_not_recipient:critical"]);
+    // An OpenSSH key holding the same public key converts to the second recipient of secrets.yaml.
+    host.write(SSH_KEY.path, opensshPrivateKey(pubBlobOf(asset("ssh-ed25519-key.pub"))));
+    const ok = new SopsFileCache().observe(host.fs, [s]);
+    expect(ok.identities.get("system")).toEqual([
       { scope: "system", recipient: AGE_SSH, source: SSH_KEY.path },
     ]);
-    expect(check([s], sops)).toEqual([]);
+    expect(check([s], ok)).toEqual([]);
   });
 
   it("reports each problem code once per secret, with the secret as subject and the sops file as path", () => {
@@ -175,7 +211,7 @@ describe("sops family", () => {
       32,
       ...pub,
     ]);
-    host.write(SSH_KEY.path, "private");
+    host.write(SSH_KEY.path, opensshPrivateKey(blob));
     host.write(`${SSH_KEY.path}.pub`, `ssh-ed25519 ${base64.encode(blob)} root@host\n`);
     const s = scope(
       [secret("a", `${STORE}secrets.yaml`, "test_key"), secret("b", `${STORE}secrets.yaml`, "a_list")],
@@ -192,7 +228,7 @@ describe("sops family", () => {
     expect(problems[0]?.message).toMatch(/\.sops\.yaml.*sops updatekeys/);
   });
 
-  it("recipient_unverifiable: pgp-only files, scopes without identities, pgp with ssh-gpg keys", () => {
+  it("pgp-only files: unverifiable with a GnuPG key, critical without any", () => {
     const host = testHost();
     const flat = [
       secret("json", `${STORE}secrets.json`, "test_key", "json"),
@@ -200,25 +236,53 @@ describe("sops family", () => {
       secret("env", `${STORE}secrets.env`, "ignored", "dotenv"),
       secret("ini", `${STORE}secrets.ini`, "ignored", "ini"),
     ];
-    const withKey = scope(flat, [AGE_KEY]);
-    expect(codes(check([withKey], new SopsFileCache().observe(host.fs, [withKey])))).toEqual([
-      "bin:recipient_unverifiable:info",
-      "env:recipient_unverifiable:info",
-      "ini:recipient_unverifiable:info",
-      "json:recipient_unverifiable:info",
+    // sops-nix main.go:1386-1397: without sshKeyPaths or gnupgHome gpg runs with HOME=/var/empty, no key.
+    const ageOnly = scope(flat, [AGE_KEY]);
+    const none = check([ageOnly], new SopsFileCache().observe(host.fs, [ageOnly]));
+    expect(codes(none)).toEqual([
+      "bin:host_not_recipient:critical",
+      "env:host_not_recipient:critical",
+      "ini:host_not_recipient:critical",
+      "json:host_not_recipient:critical",
     ]);
+    expect(none[0]?.message).toMatch(/needs a GnuPG key/);
+    for (const withGpg of [
+      scope(flat, [AGE_KEY, { path: "/etc/ssh/ssh_host_rsa_key", role: "ssh-gpg" }]),
+      declaredScope(flat, {
+        manifestPath: `${STORE}manifest.json`,
+        keys: [AGE_KEY],
+        gnupgHome: "/root/.gnupg",
+      }),
+    ]) {
+      host.write("/etc/ssh/ssh_host_rsa_key", "an RSA key imported into GPG");
+      expect(codes(check([withGpg], new SopsFileCache().observe(host.fs, [withGpg])))).toEqual([
+        "bin:recipient_unverifiable:info",
+        "env:recipient_unverifiable:info",
+        "ini:recipient_unverifiable:info",
+        "json:recipient_unverifiable:info",
+      ]);
+    }
+  });
+
+  it("an ageKeyFile that cannot be read aborts: the keys family says so, not one problem per secret", () => {
+    const host = testHost();
     const noKeys = scope(
       [secret("y", `${STORE}secrets.yaml`, "test_key")],
       [{ path: "/nope/key.txt", role: "age-key-file" }],
     );
-    const p1 = check([noKeys], new SopsFileCache().observe(host.fs, [noKeys]));
-    expect(codes(p1)).toEqual(["y:recipient_unverifiable:info"]);
-    expect(p1[0]?.message).toMatch(/No age recipient could be derived/);
+    const sops = new SopsFileCache().observe(host.fs, [noKeys]);
+    expect(sops.keyrings.get("system")?.aborts).toMatch(/aborts/);
+    expect(check([noKeys], sops)).toEqual([]);
+  });
+
+  it("a miss with pgp recipients and a GnuPG key is unverifiable; without it, critical", () => {
+    const host = testHost();
     // secrets.yaml has pgp recipients too; a scope importing ssh keys into GPG might use them.
     const otherKey = bech32
       .encode("AGE-SECRET-KEY-", bech32.toWords(new Uint8Array(32).fill(9)), false)
       .toUpperCase();
     host.write("/var/lib/other.txt", `${otherKey}\n`);
+    host.write("/etc/ssh/ssh_host_rsa_key", "an RSA key imported into GPG");
     const gpg = scope(
       [secret("y", `${STORE}secrets.yaml`, "test_key")],
       [
@@ -238,15 +302,45 @@ describe("sops family", () => {
 
   it("checks user scopes with their own identities, whatever the session", () => {
     const host = testHost();
+    const other = bech32
+      .encode("AGE-SECRET-KEY-", bech32.toWords(new Uint8Array(32).fill(9)), false)
+      .toUpperCase();
+    host.write("/home/alice/.config/sops/age/keys.txt", `${other}\n`);
     const user = scope(
       [secret("u", `${STORE}secrets.yaml`, "test_key")],
       [{ path: "/home/alice/.config/sops/age/keys.txt", role: "age-key-file" }],
       "user:alice",
     );
     const p = check([user], new SopsFileCache().observe(host.fs, [user]));
-    expect(codes(p)).toEqual(["u:recipient_unverifiable:info"]);
+    expect(codes(p)).toEqual(["u:host_not_recipient:critical"]);
     host.write("/home/alice/.config/sops/age/keys.txt", asset("age-keys.txt"));
     expect(check([user], new SopsFileCache().observe(host.fs, [user]))).toEqual([]);
+  });
+
+  it("a nested key in a JSON file is unreachable for sops-install-secrets; the same file as YAML is fine", () => {
+    const host = testHost();
+    const doc = `{"db":{"password":"${ENC("str")}"},"top":"${ENC("str")}","sops":{"age":[{"recipient":"${AGE_TEST}","enc":"x"}],"lastmodified":"2024-01-01T00:00:00Z"}}`;
+    host.write(`${STORE}nested.json`, doc);
+    // sops-install-secrets main.go:322-326 walks map[interface{}]interface{} only, which encoding/json never yields.
+    const asJson = scope(
+      [
+        secret("nested", `${STORE}nested.json`, "db/password", "json"),
+        secret("missing-nested", `${STORE}nested.json`, "db/nope", "json"),
+        secret("top", `${STORE}nested.json`, "top", "json"),
+      ],
+      [AGE_KEY],
+    );
+    const problems = check([asJson], new SopsFileCache().observe(host.fs, [asJson]));
+    expect(codes(problems)).toEqual([
+      "missing-nested:sops_key_unreachable:critical",
+      "nested:sops_key_unreachable:critical",
+    ]);
+    expect(problems.find((p) => p.subject === "nested")?.message).toMatch(
+      /does not refer to a dictionary.*although the file has the key/,
+    );
+    // JSON is YAML: declared with format yaml, the YAML decoder walks the path.
+    const asYaml = scope([secret("nested", `${STORE}nested.json`, "db/password", "yaml")], [AGE_KEY]);
+    expect(check([asYaml], new SopsFileCache().observe(host.fs, [asYaml]))).toEqual([]);
   });
 
   it("never puts a value into a problem", () => {

@@ -4,24 +4,26 @@
 
 import type { DeclaredScope, DeclaredSecret } from "../core/model.js";
 import type { Problem } from "../core/problems.js";
-import type { HostRecipient } from "../core/report.js";
+import type { KeySourceState, ScopeKeyring } from "../sops/identities.js";
 import type { SopsFileView } from "../sops/model.js";
 import { viewFor } from "../sops/model.js";
-import { ageRecipients, describeNode, isStringNode, lookupKey, type SopsDocument } from "../sops/parse.js";
+import { describeNode, isStringNode, lookupKey, type SopsDocument } from "../sops/parse.js";
+import type { Readiness } from "../sops/readiness.js";
 import { problem } from "./common.js";
 import type { CheckFamily, CheckInput } from "./family.js";
+import { type ScopeReadiness, scopeReadiness } from "./scope-readiness.js";
 
 export const sopsFamily: CheckFamily = { name: "sops", run };
 
 function run(input: CheckInput): Problem[] {
   const problems: Problem[] = [];
   for (const { declared } of input.scopes) {
-    const identities = input.sops.identities.get(declared.scope) ?? [];
+    const ready = scopeReadiness(declared, input.sops);
     // Many secrets share a file: decide recipients once per file and scope, not once per secret.
-    const verdicts = new Map<SopsDocument, RecipientVerdict | null>();
+    const verdicts = new Map<string, RecipientVerdict | null>();
     for (const secret of declared.secrets) {
       const view = viewFor(input.sops.files.get(secret.sopsFile), secret.format);
-      for (const p of checkSecret(declared, secret, view, identities, verdicts)) problems.push(p);
+      for (const p of checkSecret(declared, secret, view, ready, verdicts)) problems.push(p);
     }
   }
   return problems;
@@ -31,8 +33,8 @@ export function checkSecret(
   scope: DeclaredScope,
   secret: DeclaredSecret,
   view: SopsFileView,
-  identities: readonly HostRecipient[],
-  verdicts: Map<SopsDocument, RecipientVerdict | null> = new Map(),
+  ready: ScopeReadiness,
+  verdicts: Map<string, RecipientVerdict | null> = new Map(),
 ): readonly Problem[] {
   const at = (code: Problem["code"], severity: Problem["severity"], message: string): Problem =>
     problem(code, severity, scope.scope, secret.name, secret.sopsFile, message);
@@ -54,10 +56,11 @@ export function checkSecret(
         ),
       ];
     case "parsed": {
-      let verdict = verdicts.get(view.document);
+      let verdict = verdicts.get(secret.sopsFile);
       if (verdict === undefined) {
-        verdict = recipientVerdict(scope, view.document, identities);
-        verdicts.set(view.document, verdict);
+        const r = ready.files.get(secret.sopsFile);
+        verdict = r === undefined ? null : recipientVerdict(scope, secret.sopsFile, r, ready.keyring);
+        verdicts.set(secret.sopsFile, verdict);
       }
       const keyProblems = checkKey(secret, view.document, at);
       return verdict === null
@@ -75,6 +78,19 @@ type At = (code: Problem["code"], severity: Problem["severity"], message: string
 function checkKey(secret: DeclaredSecret, document: SopsDocument, at: At): readonly Problem[] {
   const found = lookupKey(document, secret.key);
   if (found.kind === "whole-file") return NONE;
+  // sops-install-secrets main.go:322-326 (sops-nix 56b24064) descends only into
+  // map[interface{}]interface{}, which the YAML decoder yields; encoding/json yields map[string]interface{}
+  // (main.go:361-363), so any `a/b` key of a JSON file fails with "key 'a' does not refer to a dictionary".
+  if (secret.format === "json" && secret.key.includes("/")) {
+    const first = secret.key.slice(0, secret.key.indexOf("/"));
+    return [
+      at(
+        "sops_key_unreachable",
+        "critical",
+        `Secret ${secret.name} reads the nested key '${secret.key}' of the JSON file ${secret.sopsFile}, but sops-install-secrets walks nested keys only through YAML maps: activation fails with "key '${first}' does not refer to a dictionary"${found.kind === "found" ? " although the file has the key" : ""}. Use a top-level key, or declare the file with format = "yaml" (JSON is valid YAML, and sops-nix then walks the path).`,
+      ),
+    ];
+  }
   if (found.kind === "absent") {
     const why =
       found.why === "missing"
@@ -98,17 +114,6 @@ function checkKey(secret: DeclaredSecret, document: SopsDocument, at: At): reado
   ];
 }
 
-/**
- * Decisions:
- * - The file's X25519 age recipients (with an encrypted data key) are matched against the scope's.
- * - No such recipient in the file (only pgp, cloud KMS, native ssh, post-quantum or plugin recipients):
- *   nothing public to compare, so `recipient_unverifiable` (info).
- * - The scope has no age identity at all (its keys are missing, unreadable or RSA/GPG only): also
- *   `recipient_unverifiable`; the keys family already reports missing and unreadable keys.
- * - No age match, but the file has pgp recipients and the scope imports ssh keys into GPG: the GPG
- *   fingerprint cannot be derived from public data, so `recipient_unverifiable` rather than a critical
- *   that may be false. Any other miss is `host_not_recipient` (critical), one per secret.
- */
 /** The recipient problem every secret of one file shares, if any; only the message names the secret. */
 interface RecipientVerdict {
   readonly code: "recipient_unverifiable" | "host_not_recipient";
@@ -116,60 +121,79 @@ interface RecipientVerdict {
   readonly message: (secret: DeclaredSecret) => string;
 }
 
+/**
+ * Decisions (the rules themselves are in sops/readiness.ts):
+ * - decrypts: nothing to say.
+ * - unverifiable (only pgp, cloud KMS, a key the agent may not read, or a plugin identity whose recipient
+ *   no comment names could open enough groups): `recipient_unverifiable`, info.
+ * - cannot: `host_not_recipient`, critical — also when no usable identity is left at all (every key is
+ *   missing or does not parse), which sops reports as "0 successful groups required, got 0".
+ * - an ageKeyFile sops-install-secrets cannot read aborts the activation: the keys family reports that,
+ *   critical, and the files are not judged here.
+ */
 function recipientVerdict(
   scope: DeclaredScope,
-  document: SopsDocument,
-  identities: readonly HostRecipient[],
+  file: string,
+  r: Readiness,
+  keyring: ScopeKeyring,
 ): RecipientVerdict | null {
-  const fileAge = ageRecipients(document);
-  const others = otherKinds(document);
-  if (fileAge.length === 0) {
-    return {
-      code: "recipient_unverifiable",
-      severity: "info",
-      message: (secret) =>
-        `${secret.sopsFile} has no age recipient (only ${others.join(", ") || "none"}), so the agent cannot tell whether this host can decrypt secret ${secret.name}.${sshHint(others)}`,
-    };
+  if (keyring.aborts !== null) return null;
+  switch (r.verdict) {
+    case "decrypts":
+      return null;
+    case "unverifiable":
+      return {
+        code: "recipient_unverifiable",
+        severity: "info",
+        message: (secret) =>
+          `The agent cannot tell whether scope ${scope.scope} can decrypt ${file} (secret ${secret.name}): ${r.reasons.join("; ")}.`,
+      };
+    case "cannot":
+      return {
+        code: "host_not_recipient",
+        severity: "critical",
+        message: cannotMessage(scope, file, r, keyring),
+      };
   }
-  if (identities.length === 0) {
-    return {
-      code: "recipient_unverifiable",
-      severity: "info",
-      message: (secret) =>
-        `No age recipient could be derived from the keys of scope ${scope.scope} (missing, unreadable or RSA/GPG only), so the agent cannot tell whether it can decrypt ${secret.sopsFile}.`,
-    };
-  }
-  const mine = new Set(identities.map((i) => i.recipient));
-  if (fileAge.some((r) => mine.has(r))) return null;
-  if (others.includes("pgp") && scope.keys.some((k) => k.role === "ssh-gpg")) {
-    return {
-      code: "recipient_unverifiable",
-      severity: "info",
-      message: (secret) =>
-        `None of scope ${scope.scope}'s age identities is a recipient of ${secret.sopsFile}; it may still decrypt through GPG (sops.gnupg.sshKeyPaths), which the agent cannot verify.`,
-    };
-  }
-  const hostRecipient = identities[0]?.recipient ?? "";
-  const withoutEnc = document.metadata.recipients.some((r) => mine.has(r.id) && !r.hasEnc);
-  return {
-    code: "host_not_recipient",
-    severity: "critical",
-    message: (secret) =>
-      `None of scope ${scope.scope}'s age identities (${identities.map((i) => i.recipient).join(", ")}) is a recipient of ${secret.sopsFile}${withoutEnc ? " with an encrypted data key" : ""}: activation will fail with "0 successful groups required, got 0". Add ${hostRecipient} to the matching creation rule in .sops.yaml and run \`sops updatekeys\` on the file.${sshHint(others)}`,
-  };
 }
 
-function otherKinds(document: SopsDocument): string[] {
-  const kinds = new Set<string>();
-  for (const r of document.metadata.recipients) {
-    if (r.kind === "age" && !r.hasEnc) kinds.add("age without enc");
-    else if (r.kind !== "age") kinds.add(r.kind);
+function cannotMessage(
+  scope: DeclaredScope,
+  file: string,
+  r: Extract<Readiness, { verdict: "cannot" }>,
+  keyring: ScopeKeyring,
+): (secret: DeclaredSecret) => string {
+  const hints = r.hints.length > 0 ? ` (${r.hints.join("; ")})` : "";
+  const recipients = keyring.identities.flatMap((i) =>
+    i.kind === "x25519" ? [i.recipient] : i.kind === "ssh" ? [`${i.keyType} key ${i.source}`] : [],
+  );
+  const fix = recipients[0] ?? "the host's recipient (`sops-agent recipient`)";
+  if (keyring.identities.length === 0) {
+    const lost = keyring.sources
+      .filter((s) => s.status.state !== "usable")
+      .map((s) => `${s.path} ${describeState(s.status)}`);
+    return (secret) =>
+      `No usable identity is left for scope ${scope.scope}${lost.length > 0 ? ` (${lost.join("; ")})` : ""}, so sops cannot decrypt ${file} and secret ${secret.name} fails at activation ("0 successful groups required, got 0"). Restore the key, or fix the key file.`;
   }
-  return [...kinds].sort();
+  if (r.groups > 1) {
+    return (secret) =>
+      `${file} (secret ${secret.name}) is split into ${r.groups} Shamir key groups and needs identities in ${r.needed} of them, but scope ${scope.scope}'s identities open only ${r.opened}${hints}: activation fails. Add ${fix} to enough key groups in .sops.yaml and run \`sops updatekeys\` on the file.`;
+  }
+  return (secret) =>
+    `None of scope ${scope.scope}'s identities (${recipients.join(", ") || "none with a known recipient"}) can open ${file}${hints}: secret ${secret.name} fails at activation with "0 successful groups required, got 0". Add ${fix} to the matching creation rule in .sops.yaml and run \`sops updatekeys\` on the file.`;
 }
 
-function sshHint(kinds: readonly string[]): string {
-  return kinds.includes("ssh_ed25519") || kinds.includes("ssh_rsa")
-    ? " Native ssh recipients cannot be used by sops-nix's converted identity (sops-nix #824, #955): encrypt to the host's age recipient (`sops-agent recipient`) instead."
-    : "";
+function describeState(status: KeySourceState): string {
+  switch (status.state) {
+    case "usable":
+      return "usable";
+    case "absent":
+      return "is absent";
+    case "unreadable":
+      return `cannot be read (${status.errno})`;
+    case "invalid":
+      return status.line === null
+        ? `cannot be used: ${status.reason}`
+        : `does not parse at line ${status.line}`;
+  }
 }

@@ -94,6 +94,7 @@ function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemError
   const symlinkPath = paths.expand(requiredString(doc, "symlinkPath", "symlinkPath", true));
   const mountPoint = paths.expand(requiredString(doc, "secretsMountPoint", "secretsMountPoint", true));
   const keys = declaredKeys(doc);
+  const gnupgHome = optionalNullableString(doc, "gnupgHome", "gnupgHome");
   const ownership = sharedPrincipals(ownershipRule(ctx));
   const shared = new Interner();
   const secrets = items(list(doc, "secrets", "secrets"), "secrets", itemError, (item, field) =>
@@ -113,6 +114,7 @@ function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemError
     symlinkPath,
     mountPoint,
     keys,
+    ...(typeof gnupgHome === "string" && gnupgHome !== "" ? { gnupgHome } : {}),
     secrets,
     templates,
   };

@@ -102,6 +102,8 @@ export interface DeclaredScope {
   readonly symlinkPath: string;
   readonly mountPoint: string;
   readonly keys: readonly DeclaredKey[];
+  /** The manifest's gnupgHome (a GnuPG home sops may decrypt pgp recipients with), when set. */
+  readonly gnupgHome?: string;
   readonly secrets: readonly DeclaredSecret[];
   readonly templates: readonly DeclaredTemplate[];
 }

@@ -41,13 +41,16 @@ export const PROBLEM_CODES = {
   key_is_symlink: "A decryption key is a symlink: at boot sops-nix runs before home-manager links it",
   key_insecure_mode: "Group or others can read a decryption key",
   key_unavailable_at_boot: "A key exists now but will not when sops-install-secrets runs at boot (preflight)",
+  key_unparseable: "sops cannot use a decryption key: a line of an age key file or an unconvertible ssh key",
   // decryption readiness (sops files)
   sops_file_missing: "The encrypted sops file is absent",
   sops_file_unparseable: "The encrypted sops file cannot be parsed",
   sops_key_absent: "The declared key is not in the sops document",
+  sops_key_unreachable: "The declared key is nested in a JSON file: sops-nix walks nested keys only in YAML",
   sops_value_not_string: "The declared key's value is not a string: sops-nix fails at activation",
-  host_not_recipient: "None of the scope's identities is an age recipient of the sops file",
-  recipient_unverifiable: "The sops file has only recipients public data cannot match (pgp, kms, ssh)",
+  host_not_recipient: "The identities sops will hold for the scope cannot open the sops file's data key",
+  recipient_unverifiable:
+    "Only what public data cannot match (pgp, kms, an unreadable key) could open the file",
   sops_file_hash_mismatch:
     "The sops file no longer matches the sopsFileHash its generation was built with (preflight)",
   // the agent's own limits

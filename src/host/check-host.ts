@@ -66,7 +66,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
 
   const sopsStarted = performance.now();
   const cache = opts.sopsCache ?? new SopsFileCache();
-  let sops: SopsObservation = { files: new Map(), identities: new Map() };
+  let sops: SopsObservation = { files: new Map(), identities: new Map(), keyrings: new Map() };
   let sopsRead: FamilyResult | null = null;
   try {
     sops = cache.observe(fs, scopes);

@@ -3,6 +3,7 @@
 
 import type { ScopeName, SecretFormat } from "../core/model.js";
 import type { HostRecipient } from "../core/report.js";
+import type { ScopeKeyring } from "./identities.js";
 import type { SopsDocument, SopsParse } from "./parse.js";
 
 export interface SopsObservation {
@@ -10,6 +11,8 @@ export interface SopsObservation {
   readonly files: ReadonlyMap<string, SopsFileObservation>;
   /** The age recipients each scope can decrypt for, derived from its keys. */
   readonly identities: ReadonlyMap<ScopeName, readonly HostRecipient[]>;
+  /** The identities sops will hold for each scope, source by source (see identities.ts). */
+  readonly keyrings: ReadonlyMap<ScopeName, ScopeKeyring>;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { PresentFacts } from "../core/facts.js";
 import type { DeclaredScope, ScopeName, SecretFormat } from "../core/model.js";
 import type { HostRecipient, SopsFileSummary } from "../core/report.js";
 import type { RootFs } from "../host/rootfs.js";
-import { scopeIdentities } from "./identities.js";
+import { keyringRecipients, type ScopeKeyring, scopeKeyring } from "./identities.js";
 import type { SopsFileObservation, SopsObservation } from "./model.js";
 import { viewFor } from "./model.js";
 import { MAX_INPUT_BYTES, parseSopsFile, recipientCounts, type SopsParse } from "./parse.js";
@@ -37,8 +37,13 @@ export class SopsFileCache {
     // Files no manifest names any more are forgotten.
     this.entries = next;
     const identities = new Map<ScopeName, readonly HostRecipient[]>();
-    for (const scope of scopes) identities.set(scope.scope, scopeIdentities(fs, scope));
-    return { files, identities };
+    const keyrings = new Map<ScopeName, ScopeKeyring>();
+    for (const scope of scopes) {
+      const keyring = scopeKeyring(fs, scope);
+      keyrings.set(scope.scope, keyring);
+      identities.set(scope.scope, keyringRecipients(scope.scope, keyring));
+    }
+    return { files, identities, keyrings };
   }
 
   private entryFor(fs: RootFs, path: string, formats: ReadonlySet<SecretFormat>): CacheEntry {
