@@ -264,7 +264,7 @@ describe("preflight of a NixOS generation", () => {
     expect(code).toBe(1);
     const p = report.problems.find((x) => x.subject === "app-token");
     expect(p?.severity).toBe("critical");
-    expect(p?.code).toBe("sops_key_absent");
+    expect(p?.code).toBe("sops_key_unreachable");
   });
 
   it("a key on a file system not mounted in stage 1 (impermanence /persist) is unavailable at boot", async () => {

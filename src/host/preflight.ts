@@ -18,6 +18,7 @@ import {
   sha256Hex,
   type TemplateText,
 } from "../checks/preflight.js";
+import { scopeReadiness } from "../checks/scope-readiness.js";
 import { checkSecret } from "../checks/sops.js";
 import { bootAvailability, type FstabEntry, parseFstab } from "../core/boot-mounts.js";
 import { type DeclarationChange, diffDeclarations } from "../core/declaration-diff.js";
@@ -28,13 +29,12 @@ import {
   parseDeclarativeNames,
   parseSysusers,
 } from "../core/generation-accounts.js";
-import type { Accounts, DeclaredScope, DeclaredSecret, ScopeName } from "../core/model.js";
+import type { Accounts, DeclaredScope, ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
 import { compareProblems, type Problem } from "../core/problems.js";
 import type { HostRecipient } from "../core/report.js";
 import { templateOrigins } from "../core/template-origins.js";
-import { type SopsFileView, viewFor } from "../sops/model.js";
-import { lookupKey } from "../sops/parse.js";
+import { viewFor } from "../sops/model.js";
 import { SopsFileCache } from "../sops/reader.js";
 import { readAccounts } from "./accounts.js";
 import {
@@ -118,13 +118,12 @@ export function preflight(opts: PreflightOptions): PreflightOutcome {
   const problems: Problem[] = [...loaded.problems];
   for (const scope of loaded.scopes) {
     const ref = refs.find((r) => r.path === scope.manifestPath && r.scope === scope.scope);
-    const identities = sops.identities.get(scope.scope) ?? [];
+    const ready = scopeReadiness(scope, sops);
     for (const secret of scope.secrets) {
       const view = viewFor(sops.files.get(secret.sopsFile), secret.format);
-      const found = checkSecret(scope, secret, view, identities);
-      problems.push(...found, ...nestedJsonKey(scope, secret, view, found));
+      problems.push(...checkSecret(scope, secret, view, ready));
     }
-    problems.push(...checkKeys(keysOnly(fs, scope)));
+    problems.push(...checkKeys(keysOnly(fs, scope), ready));
     problems.push(...checkBootKeys(scope, activationOf(scope, ref), keyBootFacts(fs, scope, fstab)));
     if (!scope.userMode && scope.scope !== "for-users") problems.push(...checkNewOwners(scope, source));
     problems.push(...checkFileHashes(scope, fileHashes(fs, scope)));
@@ -214,37 +213,6 @@ function byFile(
 /** `/nix/store/<hash>-x.yaml` reads as `x.yaml`, the name the file has in the repository. */
 function displayName(storePath: string): string {
   return path.posix.basename(storePath).replace(/^[0-9a-z]{32}-/, "");
-}
-
-/**
- * Adapter until the sops checks model it: sops-install-secrets walks a nested key only through YAML maps
- * (`map[interface{}]interface{}`, main.go:322-326, sops-nix 56b2406); a JSON document decodes to
- * `map[string]interface{}`, so `a/b` in a JSON file fails with "does not refer to a dictionary". Fires only
- * where the key lookup found the key, so it never doubles a finding of the sops checks.
- */
-function nestedJsonKey(
-  scope: DeclaredScope,
-  secret: DeclaredSecret,
-  view: SopsFileView,
-  found: readonly Problem[],
-): Problem[] {
-  if (secret.format !== "json" || !secret.key.includes("/") || view.state !== "parsed") return [];
-  if (
-    found.some((p) => p.code === "sops_key_absent") ||
-    lookupKey(view.document, secret.key).kind !== "found"
-  )
-    return [];
-  const first = secret.key.slice(0, secret.key.indexOf("/"));
-  return [
-    {
-      code: "sops_key_absent",
-      severity: "critical",
-      scope: scope.scope,
-      subject: secret.name,
-      path: secret.sopsFile,
-      message: `Secret ${secret.name} reads the nested key '${secret.key}' of the JSON file ${secret.sopsFile}, but sops-install-secrets walks nested keys only in YAML files: activation would fail with "key '${first}' does not refer to a dictionary". Use a YAML sops file, or a top-level key.`,
-    },
-  ];
 }
 
 // ---------------------------------------------------------------------------------------------------------
