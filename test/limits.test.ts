@@ -23,7 +23,7 @@ const PLACEHOLDER = `<SOPS:${"ab".repeat(32)}:PLACEHOLDER>`;
 const EMPTY_INPUT = {
   scopes: [],
   host: { accounts: { users: new Map(), groups: new Map() }, strayKeyLinks: [] },
-  sops: { files: new Map(), identities: new Map() },
+  sops: { files: new Map(), identities: new Map(), keyrings: new Map() },
 };
 
 function manyProblems(n: number): Problem[] {
