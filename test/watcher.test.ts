@@ -35,13 +35,14 @@ describe("planWatches", () => {
 
   it("wants the discovery entry points even before sops-nix ran", () => {
     const wanted = wantedPaths({ run: null, extraKeyPaths: ["/k"], homes: ["/home/a"], platform: "linux" });
-    expect(wanted.map((w) => w.path)).toEqual([
-      "/run/current-system",
-      "/etc/systemd/system",
-      "/etc/passwd",
-      "/etc/group",
-      "/home/a/.config/systemd/user",
-      "/k",
+    expect(wanted.map((w) => `${w.kind} ${w.path}`)).toEqual([
+      "entry /run/current-system",
+      "entry /etc/systemd/system/sops-install-secrets.service",
+      "entry /etc/systemd/system/sops-install-secrets-for-users.service",
+      "entry /etc/passwd",
+      "entry /etc/group",
+      "entry /home/a/.config/systemd/user/sops-nix.service",
+      "entry /k",
     ]);
   });
 });

@@ -1,11 +1,17 @@
-// Watching with chokidar (issue 3 §2). sops-install-secrets swaps a scope's link by a rename and deletes
-// the old generation at once, so a watch on a generation directory goes stale on every switch: the agent
-// watches the link's parent, the current generation, the parents of declared links and key files, and the
-// discovery entry points, and re-targets after every check. Only directories are watched (one inotify
-// watch each, never one per secret); a raw event is relevant when it names an entry the plan cares about.
+// Watching (issue 3 §2, issue 9.4 and 9.7). sops-install-secrets swaps a scope's link by a rename and
+// deletes the old generation at once, so a watch on a generation directory goes stale on every switch:
+// the agent watches the link's parent, the current generation, the parents of declared links and key
+// files, and the discovery entry points, and re-targets after every check. Only directories are watched
+// (one inotify watch each, never one per secret); an event is relevant when it names an entry the plan
+// cares about.
+//
+// Directories are watched with fs.watch on their real path resolved inside the root (RootFs), never on
+// root + path: the kernel would follow an absolute link of the image (/home -> /persist/home) on the
+// running host. chokidar is not used: it realpath()s symlinked entries even with followSymlinks off and
+// re-reads a directory on every event, which lets a user flooding a directory of hers starve the agent.
 
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { type FSWatcher, watch } from "chokidar";
 import type { CheckRun } from "../core/report.js";
 import type { RootFs } from "../host/rootfs.js";
 import type { Logger } from "./logger.js";
@@ -26,7 +32,14 @@ export interface WantedInput {
   readonly platform: NodeJS.Platform;
 }
 
-/** What to watch, as host paths, each once (10,000 secrets in one directory give one entry, not 10,000). Pure. */
+const HM_SYSTEMD_UNIT = ".config/systemd/user/sops-nix.service";
+const HM_LAUNCH_AGENT = "Library/LaunchAgents/org.nix-community.home.sops-nix.plist";
+
+/**
+ * What to watch, as host paths, each once (10,000 secrets in one directory give one entry, not 10,000).
+ * Only what the checks read: in directories a user can write to (her home, a home-manager generation), the
+ * entries the checks look at, never the whole directory. Pure.
+ */
 export function wantedPaths(input: WantedInput): Wanted[] {
   const seen = new Set<string>();
   const out: Wanted[] = [];
@@ -38,28 +51,37 @@ export function wantedPaths(input: WantedInput): Wanted[] {
   };
   // /run/current-system changes on every NixOS switch: discovery runs again then.
   push({ kind: "entry", path: "/run/current-system" });
-  push({ kind: "dir", path: "/etc/systemd/system" });
+  push({ kind: "entry", path: "/etc/systemd/system/sops-install-secrets.service" });
+  push({ kind: "entry", path: "/etc/systemd/system/sops-install-secrets-for-users.service" });
   push({ kind: "entry", path: "/etc/passwd" });
   push({ kind: "entry", path: "/etc/group" });
-  if (input.platform === "darwin") push({ kind: "dir", path: "/Library/LaunchDaemons" });
+  if (input.platform === "darwin") {
+    push({ kind: "entry", path: "/Library/LaunchDaemons/org.nixos.sops-install-secrets.plist" });
+    push({ kind: "entry", path: "/Library/LaunchDaemons/org.nixos.sops-install-secrets-for-users.plist" });
+  }
   for (const home of input.homes) {
-    push({ kind: "dir", path: path.posix.join(home, ".config/systemd/user"), stopAt: home });
+    push({ kind: "entry", path: path.posix.join(home, HM_SYSTEMD_UNIT), stopAt: home });
     if (input.platform === "darwin")
-      push({ kind: "dir", path: path.posix.join(home, "Library/LaunchAgents"), stopAt: home });
+      push({ kind: "entry", path: path.posix.join(home, HM_LAUNCH_AGENT), stopAt: home });
   }
   for (const p of input.extraKeyPaths) push({ kind: "entry", path: p });
   for (const scope of input.run?.observed ?? []) {
     const d = scope.declared;
     // The rename that swaps generations happens in the link's parent directory.
     push({ kind: "entry", path: d.symlinkPath });
-    if (scope.generation !== null) push({ kind: "dir", path: scope.generation.target });
+    // A system generation only root writes to: its whole listing. A user's: the declared entries only.
+    const userWritable = d.user !== null;
+    if (scope.generation !== null && !userWritable) push({ kind: "dir", path: scope.generation.target });
     let lastDir: string | null = null;
     for (const f of scope.files) {
       if (f.generationPath !== null) {
-        const dir = path.posix.dirname(f.generationPath);
-        // Most files of a scope share their directory: skip the Set lookup string for the common case.
-        if (dir !== lastDir) push({ kind: "dir", path: dir });
-        lastDir = dir;
+        if (userWritable) push({ kind: "entry", path: f.generationPath });
+        else {
+          const dir = path.posix.dirname(f.generationPath);
+          // Most files of a scope share their directory: skip the Set lookup string for the common case.
+          if (dir !== lastDir) push({ kind: "dir", path: dir });
+          lastDir = dir;
+        }
       }
       if (f.link !== null) push({ kind: "entry", path: f.declared.path });
     }
@@ -69,26 +91,27 @@ export function wantedPaths(input: WantedInput): Wanted[] {
 }
 
 /**
- * Maps wanted host paths to real directories that exist now. A missing directory is watched through its
- * nearest existing ancestor, for the one entry on the way down, so its creation is seen (sops-nix never ran
- * yet, a user not logged in yet).
+ * Maps wanted host paths to real directories that exist now, each resolved inside the root the way the
+ * checks resolve paths: a directory is watched at its real path, never through a link. A missing
+ * directory is watched through its nearest existing ancestor, for the one entry on the way down, so its
+ * creation is seen (sops-nix never ran yet, a user not logged in yet).
  */
 export function planWatches(wanted: readonly Wanted[], fs: RootFs): WatchPlan {
   const plan = new Map<string, "all" | Set<string>>();
-  const add = (dir: string, name: string | null) => {
-    const real = fs.real(dir);
+  const add = (real: string, name: string | null) => {
     const current = plan.get(real);
     if (current === "all") return;
     if (name === null) plan.set(real, "all");
     else if (current === undefined) plan.set(real, new Set([name]));
     else current.add(name);
   };
-  const dirs = new Map<string, boolean>();
-  const isDir = (p: string) => {
+  // Host directory → its real path inside the root, or null when it is not a directory there.
+  const dirs = new Map<string, string | null>();
+  const realDir = (p: string): string | null => {
     let known = dirs.get(p);
     if (known === undefined) {
-      const f = fs.lstat(p);
-      known = f.state === "present" && f.type === "directory";
+      const r = fs.resolve(p);
+      known = r.state === "resolved" && r.facts.type === "directory" ? fs.real(r.path) : null;
       dirs.set(p, known);
     }
     return known;
@@ -98,8 +121,9 @@ export function planWatches(wanted: readonly Wanted[], fs: RootFs): WatchPlan {
       w.kind === "dir" ? path.posix.normalize(w.path) : path.posix.dirname(path.posix.normalize(w.path));
     let name: string | null = w.kind === "dir" ? null : path.posix.basename(w.path);
     for (;;) {
-      if (isDir(dir)) {
-        add(dir, name);
+      const real = realDir(dir);
+      if (real !== null) {
+        add(real, name);
         break;
       }
       if (dir === "/" || (w.stopAt !== undefined && dir === w.stopAt)) break;
@@ -114,25 +138,34 @@ export function planWatches(wanted: readonly Wanted[], fs: RootFs): WatchPlan {
 const POLLING_ERRORS = new Set(["ENOSPC", "EMFILE", "ENFILE", "ENOSYS", "EOPNOTSUPP", "ENOTSUP", "EINVAL"]);
 
 export interface WatcherOptions {
-  /** Called once per burst of relevant events, after `debounceMs` of quiet (at most `maxWaitMs` after the first). */
+  /** Called `debounceMs` after the first relevant event, once for every event until then. */
   readonly onChange: () => void;
+  /** Each relevant event (or a polled change). */
   readonly onEvent?: () => void;
   readonly onPolling?: (polling: boolean) => void;
   readonly logger: Logger;
   readonly debounceMs?: number;
-  readonly maxWaitMs?: number;
   readonly usePolling?: boolean;
   readonly pollingIntervalMs?: number;
 }
 
-/** How long a retarget waits for chokidar to report its new watches in place. */
-const SETTLE_LIMIT_MS = 2000;
+/** A directory watched, with the inode it had when the watch was set up (a recreated one needs a new watch). */
+interface DirWatch {
+  readonly ino: number;
+  readonly watcher: fs.FSWatcher | null;
+}
 
+/**
+ * Watches the plan's directories and calls `onChange` when a relevant entry changed: at most once per
+ * `debounceMs`, however many events arrive (a flood costs one Set lookup per event, and one check per
+ * interval). Falls back to polling the directories and named entries when notifications fail.
+ */
 export class SecretsWatcher {
-  private watcher: FSWatcher;
   private plan: WatchPlan = new Map();
+  private readonly dirs = new Map<string, DirWatch>();
   private timer: NodeJS.Timeout | null = null;
-  private firstEventAt = 0;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private stamps = new Map<string, string>();
   private closed = false;
   private pollingMode: boolean;
   private readonly opts: WatcherOptions;
@@ -140,7 +173,7 @@ export class SecretsWatcher {
   constructor(opts: WatcherOptions) {
     this.opts = opts;
     this.pollingMode = opts.usePolling === true;
-    this.watcher = this.create();
+    if (this.pollingMode) this.startPolling();
   }
 
   get polling(): boolean {
@@ -153,32 +186,40 @@ export class SecretsWatcher {
   }
 
   /**
-   * Swaps the watched set for `plan`; resolves, once the new watches are in place, with whether
-   * directories were added. chokidar sets watches up asynchronously: a change made before that is only
-   * seen by a check made after it, so the caller re-checks after this resolves.
+   * Swaps the watched set for `plan`; resolves with whether directories were added (or watched anew),
+   * so the caller re-checks: a change made before a watch was in place is only seen by a later check.
    */
   async retarget(plan: WatchPlan): Promise<boolean> {
     if (this.closed) return false;
-    const added = [...plan.keys()].filter((d) => !this.plan.has(d));
-    const removed = [...this.plan.keys()].filter((d) => !plan.has(d));
     this.plan = plan;
-    if (removed.length > 0) this.watcher.unwatch(removed);
-    if (added.length === 0) return false;
-    this.watcher.add(added);
-    await this.settled(added);
-    return true;
+    for (const [dir, w] of this.dirs) {
+      if (!plan.has(dir)) {
+        w.watcher?.close();
+        this.dirs.delete(dir);
+      }
+    }
+    let added = false;
+    for (const dir of plan.keys()) {
+      const known = this.dirs.get(dir);
+      const ino = inodeOf(dir);
+      if (known !== undefined && known.ino === ino) continue;
+      // New, or deleted and recreated since (its old watch died with it).
+      known?.watcher?.close();
+      this.dirs.set(dir, { ino, watcher: this.pollingMode ? null : this.watchDir(dir) });
+      added = true;
+    }
+    if (this.pollingMode) this.stamps = this.stampAll();
+    return added;
   }
 
-  /**
-   * Waits (bounded) until chokidar holds a closer for every directory: it registers one only once the
-   * fs.watch (or poller) is set up, while getWatched() lists a directory before that.
-   */
-  private async settled(dirs: readonly string[]): Promise<void> {
-    const until = Date.now() + SETTLE_LIMIT_MS;
-    while (!this.closed && Date.now() < until) {
-      const closers = this.watcher._closers;
-      if (dirs.every((d) => closers.has(d))) return;
-      await new Promise((r) => setTimeout(r, 5));
+  private watchDir(dir: string): fs.FSWatcher | null {
+    try {
+      const w = fs.watch(dir, { persistent: true }, (_event, name) => this.onRaw(dir, name));
+      w.on("error", (err) => this.onError(err));
+      return w;
+    } catch (err) {
+      this.onError(err);
+      return null;
     }
   }
 
@@ -191,11 +232,12 @@ export class SecretsWatcher {
     );
     this.pollingMode = true;
     this.opts.onPolling?.(true);
-    const old = this.watcher;
-    this.watcher = this.create();
-    const dirs = [...this.plan.keys()];
-    if (dirs.length > 0) this.watcher.add(dirs);
-    void old.close();
+    for (const [dir, w] of this.dirs) {
+      w.watcher?.close();
+      this.dirs.set(dir, { ino: w.ino, watcher: null });
+    }
+    this.stamps = this.stampAll();
+    this.startPolling();
     // Whatever happened while notifications were broken is unknown: look again.
     this.schedule();
   }
@@ -203,70 +245,83 @@ export class SecretsWatcher {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
     this.timer = null;
-    await this.watcher.close();
+    this.pollTimer = null;
+    for (const w of this.dirs.values()) w.watcher?.close();
+    this.dirs.clear();
   }
 
-  private create(): FSWatcher {
-    const w = watch([], {
-      persistent: true,
-      ignoreInitial: true,
-      followSymlinks: false,
-      depth: 0,
-      // atomic would hold back unlink events for 100 ms; the agent debounces on its own.
-      atomic: false,
-      usePolling: this.pollingMode,
-      interval: this.opts.pollingIntervalMs ?? 2000,
-      binaryInterval: this.opts.pollingIntervalMs ?? 2000,
-      // Entries are never watched one by one: the directory's own watch reports them.
-      ignored: (p: string) => !this.plan.has(p),
-      ignorePermissionErrors: true,
-    });
-    w.on("raw", (_event: string, evPath: string, details: unknown) => this.onRaw(evPath, details));
-    w.on("error", (err: unknown) => this.onError(err));
-    return w;
+  private startPolling(): void {
+    if (this.pollTimer !== null) return;
+    this.pollTimer = setInterval(() => this.poll(), this.opts.pollingIntervalMs ?? 2000);
+    this.pollTimer.unref?.();
   }
 
-  private onRaw(evPath: string | null | undefined, details: unknown): void {
+  private poll(): void {
     if (this.closed) return;
-    const watchedPath =
-      typeof details === "object" &&
-      details !== null &&
-      "watchedPath" in details &&
-      typeof details.watchedPath === "string"
-        ? details.watchedPath
-        : null;
-    if (!this.relevant(watchedPath, evPath ?? null)) return;
-    this.opts.logger.trace({ event: "watch_event", dir: watchedPath, path: evPath }, "file-system event");
+    const next = this.stampAll();
+    let changed = next.size !== this.stamps.size;
+    if (!changed) for (const [k, v] of next) if (this.stamps.get(k) !== v) changed = true;
+    this.stamps = next;
+    if (changed) {
+      this.opts.onEvent?.();
+      this.schedule();
+    }
+  }
+
+  /** Per watched directory its own stamp (a listing change moves its mtime), and each named entry's. */
+  private stampAll(): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [dir, interest] of this.plan) {
+      out.set(dir, stampOf(dir));
+      if (interest !== "all")
+        for (const name of interest) out.set(`${dir}/${name}`, stampOf(`${dir}/${name}`));
+    }
+    return out;
+  }
+
+  private onRaw(dir: string, name: string | null): void {
+    if (this.closed) return;
+    const interest = this.plan.get(dir);
+    if (interest === undefined) return;
+    // A flood costs this lookup per event: nothing else runs until the next check.
+    if (interest !== "all" && name !== null && !interest.has(name)) return;
     this.opts.onEvent?.();
+    if (this.timer !== null) return;
+    this.opts.logger.trace({ event: "watch_event", dir, path: name }, "file-system event");
     this.schedule();
   }
 
-  private relevant(watchedPath: string | null, evPath: string | null): boolean {
-    // Polling reports the watched directory itself, with no entry name: its listing changed.
-    if (watchedPath === null) return evPath === null || this.plan.has(evPath);
-    const interest = this.plan.get(watchedPath);
-    if (interest === undefined) return false;
-    if (interest === "all" || evPath === null || evPath === "") return true;
-    return interest.has(path.basename(evPath));
-  }
-
+  /** One change per `debounceMs` at most: later events inside the interval join the pending one. */
   private schedule(): void {
-    const now = Date.now();
-    const debounce = this.opts.debounceMs ?? 50;
-    const maxWait = this.opts.maxWaitMs ?? 500;
-    if (this.timer === null) this.firstEventAt = now;
-    else clearTimeout(this.timer);
-    const wait = Math.max(0, Math.min(debounce, this.firstEventAt + maxWait - now));
+    if (this.timer !== null || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       if (!this.closed) this.opts.onChange();
-    }, wait);
+    }, this.opts.debounceMs ?? 50);
   }
 
   private onError(err: unknown): void {
     const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
     if (POLLING_ERRORS.has(code)) this.fallBackToPolling(code);
     else this.opts.logger.warn({ event: "watch_error", code, err: String(err) }, "watch error");
+  }
+}
+
+function inodeOf(real: string): number {
+  try {
+    return fs.lstatSync(real).ino;
+  } catch {
+    return -1;
+  }
+}
+
+function stampOf(real: string): string {
+  try {
+    const st = fs.lstatSync(real);
+    return `${st.ino}:${st.mtimeMs}:${st.ctimeMs}:${st.size}`;
+  } catch {
+    return "absent";
   }
 }

@@ -27,8 +27,15 @@ export interface RunningAgent {
 }
 
 /** Spawns the agent on port 0 and waits until it says where it listens. */
-export async function startAgent(root: string, extra: string[] = []): Promise<RunningAgent> {
-  const child = spawn(process.execPath, [CLI, "run", "--root", root, "--listen", "127.0.0.1:0", ...extra], {
+export async function startAgent(
+  root: string,
+  extra: string[] = [],
+  /** A command the agent runs under, such as `strace -f -o LOG`. */
+  wrapper: readonly string[] = [],
+): Promise<RunningAgent> {
+  const argv = [process.execPath, CLI, "run", "--root", root, "--listen", "127.0.0.1:0", ...extra];
+  const command = [...wrapper, ...argv];
+  const child = spawn(command[0] as string, command.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, HOME: "/nonexistent" },
   });
@@ -98,9 +105,13 @@ export async function waitFor<T>(
 }
 
 /** Builds if needed, starts the agent and waits until /readyz says the first check is published and watched. */
-export async function startReadyAgent(root: string, extra: string[] = []): Promise<RunningAgent> {
+export async function startReadyAgent(
+  root: string,
+  extra: string[] = [],
+  wrapper: readonly string[] = [],
+): Promise<RunningAgent> {
   ensureBuilt();
-  const agent = await startAgent(root, extra);
+  const agent = await startAgent(root, extra, wrapper);
   await waitFor(
     "readiness",
     () => fetch(`${agent.base}/readyz`).then((r) => r.status),

@@ -14,6 +14,7 @@ const DEBIAN_PACKAGE: Record<string, string> = {
   "systemd-analyze": "systemd",
   openssl: "openssl",
   "ssh-keygen": "openssh-client",
+  strace: "strace",
   setpriv: "util-linux",
   "age-keygen": "age",
 };
