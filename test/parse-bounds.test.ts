@@ -43,7 +43,9 @@ describe("flattened metadata (dotenv, ini)", () => {
       `a=1\nsops_age__list_x__map_recipient=${AGE}\nsops_age__list_x__map_enc=e\n`,
       "dotenv",
     );
-    expect(doc.ok && doc.document.metadata.recipients).toEqual([{ kind: "age", id: AGE, hasEnc: true, group: 0 }]);
+    expect(doc.ok && doc.document.metadata.recipients).toEqual([
+      { kind: "age", id: AGE, hasEnc: true, group: 0 },
+    ]);
   });
 
   it("keeps complete lists in index order whatever the line order", () => {
