@@ -19,6 +19,9 @@ let
   args = common.runArgs cfg "${configFile}";
 in
 {
+  # `sops-agent preflight` before a switch (services.sops-agent.preflight.enable): ./preflight.nix.
+  imports = [ (import ./preflight.nix { inherit lib; }).darwin ];
+
   options.services.sops-agent = common.options { inherit pkgs configPath; };
 
   config = lib.mkIf cfg.enable {

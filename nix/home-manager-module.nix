@@ -20,6 +20,9 @@ let
   launchdArgs = common.runArgs cfg "${configFile}";
 in
 {
+  # `sops-agent preflight` before a switch (services.sops-agent.preflight.enable): ./preflight.nix.
+  imports = [ (import ./preflight.nix { inherit lib; }).homeManager ];
+
   options.services.sops-agent = common.options { inherit pkgs configPath; };
 
   config = lib.mkIf cfg.enable (

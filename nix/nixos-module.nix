@@ -14,6 +14,9 @@ let
   checkedConfig = common.configFile pkgs cfg;
 in
 {
+  # `sops-agent preflight` before a switch (services.sops-agent.preflight.enable): ./preflight.nix.
+  imports = [ (import ./preflight.nix { inherit lib; }).nixos ];
+
   options.services.sops-agent = common.options { inherit pkgs configPath; } // {
     openFirewall = lib.mkOption {
       type = lib.types.bool;

@@ -90,6 +90,11 @@ let
         type = types.listOf types.port;
         default = [ ];
       };
+      # nixos/modules/system/activation/pre-switch-check.nix: shell fragments run before a switch.
+      system.preSwitchChecks = mkOption {
+        type = types.attrsOf types.str;
+        default = { };
+      };
       # The options of nixos/lib/systemd-unit-options.nix the modules use, with their types;
       # anything else is kept as given.
       systemd.services = mkOption {
@@ -230,6 +235,11 @@ let
       environment.userLaunchAgents = mkOption {
         type = fileEntries;
         default = { };
+      };
+      # nix-darwin's modules/system/checks.nix: shell run in the activate script before activation.
+      system.checks.text = mkOption {
+        type = types.lines;
+        default = "";
       };
       system.requiresPrimaryUser = mkOption {
         type = types.listOf types.str;
