@@ -100,8 +100,9 @@ describe("NixOS: system.preSwitchChecks.sops-agent", () => {
     const text = nixosFragment(ctx);
     expect(text).not.toBeNull();
     expect(text).toMatch(new RegExp(`${EXE.source} preflight --override-hint '[^']+' "\\$1"`));
-    expect(text).toContain('[ "${2:-}" = dry-activate ]');
-    expect(text).toContain('[ "${NIXOS_NO_CHECK:-}" = 1 ]');
+    // Shell parameter expansions, not template placeholders.
+    expect(text).toContain(`[ "\${2:-}" = dry-activate ]`);
+    expect(text).toContain(`[ "\${NIXOS_NO_CHECK:-}" = 1 ]`);
     expect(text).toContain("SOPS_AGENT_SKIP_PREFLIGHT");
   });
 

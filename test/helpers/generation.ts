@@ -149,7 +149,7 @@ export function buildGeneration(root: string, spec: GenerationSpec): string {
   if (spec.forUsers !== undefined) manifests.push(manifest("for-users", spec.forUsers, false, true));
   const snippets: string[] = [
     "#!/nix/store/00000000000000000000000000000000-bash/bin/bash",
-    "systemConfig='" + top + "'",
+    `systemConfig='${top}'`,
   ];
   if (spec.accounts !== undefined) {
     const json = storeText(
