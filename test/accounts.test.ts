@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { emptyAccounts, parseGroup, parsePasswd, userById } from "../src/core/accounts.js";
+import { credentialsOf, emptyAccounts, parseGroup, parsePasswd, userById } from "../src/core/accounts.js";
 
 const PASSWD = [
   "# /etc/passwd, hand-edited",
@@ -65,10 +65,28 @@ describe("parseGroup", () => {
 
   it("keeps well-formed entries, the first of a duplicated name", () => {
     expect([...groups.values()]).toEqual([
-      { name: "root", id: 0 },
-      { name: "keys", id: 96 },
-      { name: "users", id: 100 },
+      { name: "root", id: 0, members: [] },
+      { name: "keys", id: 96, members: [] },
+      { name: "users", id: 100, members: ["alice", "bob"] },
     ]);
+  });
+});
+
+describe("credentialsOf", () => {
+  const accounts = { users: parsePasswd(PASSWD), groups: parseGroup(GROUP) };
+
+  it("gives a named user its primary gid and every group listing it", () => {
+    expect(credentialsOf(accounts, { kind: "name", name: "alice" })).toEqual({ uid: 1000, gids: [100, 100] });
+    expect(credentialsOf(accounts, { kind: "name", name: "nobody" })).toEqual({ uid: 65534, gids: [65534] });
+  });
+
+  it("looks a bare uid up in passwd, and gives an unknown one no groups", () => {
+    expect(credentialsOf(accounts, { kind: "id", id: 1000 })?.gids).toEqual([100, 100]);
+    expect(credentialsOf(accounts, { kind: "id", id: 4242 })).toEqual({ uid: 4242, gids: [] });
+  });
+
+  it("knows no credentials for an unknown name", () => {
+    expect(credentialsOf(accounts, { kind: "name", name: "ghost" })).toBeNull();
   });
 });
 

@@ -36,6 +36,7 @@ function scope(names: readonly string[], generation = 3): ObservedScope {
       ino: 100 + i,
     },
     unrenderedPlaceholder: null,
+    searchPath: null,
     link: null,
   }));
   return {

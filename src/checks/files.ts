@@ -57,12 +57,7 @@ export function checkFiles(observed: ObservedScope, accounts: Accounts): Problem
       continue;
     }
     if (!modeMatches(d, f.mode)) {
-      problems.push(
-        at(
-          "wrong_mode",
-          `Mode is ${octal(f.mode)}, declared ${d.modeText}${d.kind === "secret" ? " (umask may clear group/other write bits only)" : ""}. Something changed it after activation: run the switch again, and find what chmods it.`,
-        ),
-      );
+      problems.push(at("wrong_mode", wrongModeMessage(d, f.mode)));
     }
     const owner = expectedId(d.owner, accounts, "users");
     if (owner !== null && owner !== f.uid) {
@@ -94,6 +89,19 @@ export function modeMatches(declared: DeclaredFile, actual: number): boolean {
   if (declared.kind === "template") return actual === declared.mode;
   const clearedByUmask = declared.mode & ~actual;
   return (actual & ~declared.mode) === 0 && (clearedByUmask & ~0o022) === 0;
+}
+
+/**
+ * Secrets are os.WriteFile'd under the process umask (main.go:466, 567-573): a mode that only lacks group
+ * or other bits of the declared one is what a umask stricter than 022 leaves, not a later chmod; say so.
+ * Templates get an exact fchmod (main.go:1290): any difference is a change after activation.
+ */
+function wrongModeMessage(d: DeclaredFile, actual: number): string {
+  const lacking = d.mode & ~actual;
+  if (d.kind === "secret" && (actual & ~d.mode) === 0 && (lacking & ~0o077) === 0) {
+    return `Mode is ${octal(actual)}, declared ${d.modeText}: the umask sops-install-secrets ran under cleared ${octal(lacking)} (secrets are written through the umask, main.go:466), not a change after activation. Run the activation with umask 022 (a leaked umask: nixpkgs#260958, sops-nix#415), then switch again.`;
+  }
+  return `Mode is ${octal(actual)}, declared ${d.modeText}${d.kind === "secret" ? " (umask may clear group/other write bits only)" : ""}. Something changed it after activation: run the switch again, and find what chmods it.`;
 }
 
 /** The numeric id a principal stands for on this host, or null when the name is unknown. */

@@ -1,6 +1,7 @@
 // The check families, in the order their problems are reported. One line each, like node_exporter's
 // collector registration.
 
+import { accessFamily } from "./access.js";
 import type { CheckFamily } from "./family.js";
 import { filesFamily } from "./files.js";
 import { generationFamily } from "./generation.js";
@@ -13,6 +14,7 @@ import { templatesFamily } from "./templates.js";
 export const CHECK_FAMILIES: readonly CheckFamily[] = [
   generationFamily,
   filesFamily,
+  accessFamily,
   linksFamily,
   templatesFamily,
   keysFamily,

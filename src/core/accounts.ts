@@ -1,7 +1,7 @@
 // Parsing of /etc/passwd and /etc/group. Pure: the host layer reads the files and passes the text.
 // The files are hand-edited on some hosts, so a broken line is skipped instead of failing the whole parse.
 
-import type { Account, Accounts, PasswdEntry } from "./model.js";
+import type { Accounts, GroupEntry, PasswdEntry } from "./model.js";
 
 const DECIMAL_ID = /^[0-9]{1,10}$/;
 
@@ -20,16 +20,45 @@ export function parsePasswd(text: string): Map<string, PasswdEntry> {
 }
 
 /** `name:password:gid:members`, one entry a line. The first entry for a name wins, as with getgrnam. */
-export function parseGroup(text: string): Map<string, Account> {
-  const groups = new Map<string, Account>();
+export function parseGroup(text: string): Map<string, GroupEntry> {
+  const groups = new Map<string, GroupEntry>();
   for (const fields of entryLines(text)) {
-    const [name, , gidText] = fields;
+    const [name, , gidText, memberText] = fields;
     if (fields.length < 3 || !isAccountName(name)) continue;
     const gid = parseId(gidText);
     if (gid === null || groups.has(name)) continue;
-    groups.set(name, { name, id: gid });
+    const members = (memberText ?? "").split(",").filter((m) => m.trim() !== "");
+    groups.set(name, { name, id: gid, members: members.map((m) => m.trim()) });
   }
   return groups;
+}
+
+/**
+ * Who a principal is when it opens a file: its uid, primary gid (passwd) and supplementary gids (every
+ * group listing it, as initgroups does). null when a named user is unknown: that is reported elsewhere.
+ * A bare uid without a passwd entry has no groups: only the owner and "other" classes apply to it.
+ */
+export function credentialsOf(
+  accounts: Accounts,
+  owner: { readonly kind: "name"; readonly name: string } | { readonly kind: "id"; readonly id: number },
+  supplementary: ReadonlyMap<string, readonly number[]> = supplementaryGroups(accounts),
+): { readonly uid: number; readonly gids: readonly number[] } | null {
+  const entry = owner.kind === "name" ? accounts.users.get(owner.name) : userById(accounts, owner.id);
+  if (entry === undefined || entry === null) return owner.kind === "id" ? { uid: owner.id, gids: [] } : null;
+  return { uid: entry.id, gids: [entry.gid, ...(supplementary.get(entry.name) ?? [])] };
+}
+
+/** User name → the gids of the groups that list it as a member. Built once per check. */
+export function supplementaryGroups(accounts: Accounts): Map<string, number[]> {
+  const byUser = new Map<string, number[]>();
+  for (const group of accounts.groups.values()) {
+    for (const member of group.members ?? []) {
+      const gids = byUser.get(member);
+      if (gids === undefined) byUser.set(member, [group.id]);
+      else gids.push(group.id);
+    }
+  }
+  return byUser;
 }
 
 /** Accounts of a host whose passwd and group files cannot be read. */

@@ -119,9 +119,14 @@ export interface PasswdEntry extends Account {
   readonly home: string;
 }
 
+export interface GroupEntry extends Account {
+  /** The group's member list (supplementary members; primary members are in passwd); absent: none known. */
+  readonly members?: readonly string[];
+}
+
 export interface Accounts {
   readonly users: ReadonlyMap<string, PasswdEntry>;
-  readonly groups: ReadonlyMap<string, Account>;
+  readonly groups: ReadonlyMap<string, GroupEntry>;
   /**
    * Databases read only in part (larger than the agent reads): a name missing from them may well exist,
    * so it is not reported unknown. Absent: both were read whole (or not at all).

@@ -1,6 +1,7 @@
 // A snapshot of what is on disk for each declared scope. The host layer (src/host/observe.ts) fills it
 // in; the checks (src/checks/) are pure functions over it.
 
+import type { PathStep } from "./access.js";
 import type { PathFacts, Resolution } from "./facts.js";
 import type { Accounts, DeclaredFile, DeclaredKey, DeclaredScope, ScopeName } from "./model.js";
 
@@ -12,8 +13,18 @@ export interface FileObservation {
   readonly facts: PathFacts;
   /** Templates only: whether the rendered file still holds a `<SOPS:…:PLACEHOLDER>`; null when not read. */
   readonly unrenderedPlaceholder: boolean | null;
+  /**
+   * The directories a process searches to open generationPath, outermost first, the file's own directory
+   * last ("/" left out); shared by the files of one directory. null when one could not be looked at.
+   */
+  readonly searchPath: readonly PathStep[] | null;
   /** Set when the declared path lies outside symlinkPath: what is at that path. */
-  readonly link: { readonly facts: PathFacts; readonly resolution: Resolution } | null;
+  readonly link: {
+    readonly facts: PathFacts;
+    readonly resolution: Resolution;
+    /** The directories searched to open the declared path, through its links (null: not all seen). */
+    readonly searchPath: readonly PathStep[] | null;
+  } | null;
 }
 
 export interface KeyObservation {

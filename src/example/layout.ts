@@ -61,9 +61,16 @@ export interface UserSpec {
   readonly home: string;
 }
 
+export interface GroupSpec {
+  readonly name: string;
+  readonly gid: number;
+  readonly members?: readonly string[];
+}
+
 export interface HostSpec {
   readonly users?: readonly UserSpec[];
-  readonly groups?: readonly { readonly name: string; readonly gid: number }[];
+  /** Groups beyond root and keys; `members` are the supplementary members listed in /etc/group. */
+  readonly groups?: readonly GroupSpec[];
   readonly activation?: "classic" | "systemd";
   readonly system?: ScopeSpec;
   readonly forUsers?: ScopeSpec;
@@ -92,13 +99,18 @@ export class HostLayout {
   readonly root: string;
   readonly scopes = new Map<string, LaidScope>();
   private readonly users: UserSpec[];
-  private readonly groups: { name: string; gid: number }[];
+  private readonly groups: GroupSpec[];
   private readonly sopsFiles = new Map<string, { keys: Set<string>; recipients: Set<string> }>();
 
   constructor(root: string, spec: HostSpec) {
     this.root = root;
     this.users = [ROOT_USER, ...(spec.users ?? [])];
-    this.groups = [{ name: "root", gid: 0 }, { name: "keys", gid: KEYS_GID }, ...(spec.groups ?? [])];
+    // A spec may list root or keys itself, to give them members.
+    const builtIn = [
+      { name: "root", gid: 0 },
+      { name: "keys", gid: KEYS_GID },
+    ].filter((g) => !(spec.groups ?? []).some((s) => s.name === g.name));
+    this.groups = [...builtIn, ...(spec.groups ?? [])];
   }
 
   /** The real path of a host path inside the layout. */
@@ -133,7 +145,7 @@ export class HostLayout {
 
   writeAccounts(): void {
     const passwd = this.users.map((u) => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh`).join("\n");
-    const group = this.groups.map((g) => `${g.name}:x:${g.gid}:`).join("\n");
+    const group = this.groups.map((g) => `${g.name}:x:${g.gid}:${(g.members ?? []).join(",")}`).join("\n");
     this.writeFile("/etc/passwd", `${passwd}\n`);
     this.writeFile("/etc/group", `${group}\n`);
     for (const u of this.users) fs.mkdirSync(this.real(u.home), { recursive: true });

@@ -3,6 +3,7 @@
 // memory and dropped.
 
 import * as path from "node:path";
+import type { PathStep } from "../core/access.js";
 import { userHomes } from "../core/accounts.js";
 import type { PathFacts, PresentFacts } from "../core/facts.js";
 import type { Accounts, DeclaredFile, DeclaredScope } from "../core/model.js";
@@ -47,10 +48,11 @@ export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
     generationDir === null ? null : { host: generationDir, real: fs.real(generationDir) };
   const files: FileObservation[] = [];
   const oversized: OversizedInput[] = [];
+  const search = new SearchPaths(fs);
   for (const declared of scope.secrets)
-    files.push(observeFile(fs, scope, declared, generationDirs, oversized));
+    files.push(observeFile(fs, scope, declared, generationDirs, oversized, search));
   for (const declared of scope.templates)
-    files.push(observeFile(fs, scope, declared, generationDirs, oversized));
+    files.push(observeFile(fs, scope, declared, generationDirs, oversized, search));
   const mountFsType = scope.userMode || scope.platform !== "linux" ? null : fs.fsType(scope.mountPoint);
   return oversized.length === 0
     ? { declared: scope, session, link, generation, mountFsType, files, keys }
@@ -63,6 +65,7 @@ function observeFile(
   declared: DeclaredFile,
   generationDir: { readonly host: string; readonly real: string } | null,
   oversized: OversizedInput[],
+  search: SearchPaths,
 ): FileObservation {
   const rel = relativeInGeneration(declared);
   const generationPath = generationDir === null ? null : `${generationDir.host}/${rel}`;
@@ -87,8 +90,100 @@ function observeFile(
   }
   const link = isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)
     ? null
-    : { facts: fs.lstat(declared.path), resolution: fs.resolve(declared.path) };
-  return { declared, generationPath, facts, unrenderedPlaceholder, link };
+    : observeLink(fs, declared.path, search);
+  const searchPath =
+    generationPath === null || facts.state !== "present"
+      ? null
+      : search.ofDirectory(generationPath.slice(0, generationPath.lastIndexOf("/")));
+  return { declared, generationPath, facts, unrenderedPlaceholder, searchPath, link };
+}
+
+function observeLink(fs: RootFs, declaredPath: string, search: SearchPaths): FileObservation["link"] {
+  const facts = fs.lstat(declaredPath);
+  const resolution = fs.resolve(declaredPath);
+  const walked = resolution.state === "resolved" ? search.walk(declaredPath) : null;
+  return { facts, resolution, searchPath: walked === null ? null : walked.dirs };
+}
+
+const MAX_SYMLINK_HOPS = 40;
+
+/**
+ * The directories a process searches on its way to a path, as the kernel walks it: every component's
+ * directory, through symlinks, with their modes and owners (the checks decide who may pass). "/" itself is
+ * left out: it is always searchable on a running host, and under --root it is the tree's own directory.
+ * One RootFs lstat per distinct path per check: the generation's directories are shared by all its files.
+ */
+class SearchPaths {
+  private readonly facts = new Map<string, PathFacts>();
+  private readonly dirs = new Map<string, readonly PathStep[] | null>();
+  private readonly fs: RootFs;
+
+  constructor(fs: RootFs) {
+    this.fs = fs;
+  }
+
+  /** The directories searched to open an entry of `dir`, `dir` itself last; null when not all were seen. */
+  ofDirectory(dir: string): readonly PathStep[] | null {
+    const known = this.dirs.get(dir);
+    if (known !== undefined) return known;
+    const walked = this.walk(dir);
+    const steps =
+      walked === null || walked.final.type !== "directory" ? null : [...walked.dirs, step(walked.final)];
+    this.dirs.set(dir, steps);
+    return steps;
+  }
+
+  walk(
+    hostPath: string,
+  ): { readonly dirs: PathStep[]; readonly final: PresentFacts & { path: string } } | null {
+    const pending = splitPath(hostPath);
+    let current = "/";
+    let currentFacts: (PresentFacts & { path: string }) | null = null;
+    const dirs: PathStep[] = [];
+    let hops = 0;
+    while (pending.length > 0) {
+      const part = pending.shift() as string;
+      if (part === "..") {
+        current = path.posix.dirname(current);
+        const up = current === "/" ? null : this.lstat(current);
+        currentFacts = up !== null && up.state === "present" ? { ...up, path: current } : null;
+        continue;
+      }
+      if (currentFacts !== null) dirs.push(step(currentFacts));
+      const next = current === "/" ? `/${part}` : `${current}/${part}`;
+      const seen = this.lstat(next);
+      if (seen.state !== "present") return null;
+      if (seen.type === "symlink" && seen.linkTarget !== undefined) {
+        if (++hops > MAX_SYMLINK_HOPS) return null;
+        pending.unshift(...splitPath(seen.linkTarget));
+        if (seen.linkTarget.startsWith("/")) {
+          current = "/";
+          currentFacts = null;
+        }
+        continue;
+      }
+      if (pending.length > 0 && seen.type !== "directory") return null;
+      current = next;
+      currentFacts = { ...seen, path: next };
+    }
+    return currentFacts === null ? null : { dirs, final: currentFacts };
+  }
+
+  private lstat(hostPath: string): PathFacts {
+    const known = this.facts.get(hostPath);
+    if (known !== undefined) return known;
+    const facts = this.fs.lstat(hostPath);
+    this.facts.set(hostPath, facts);
+    return facts;
+  }
+}
+
+function step(f: PresentFacts & { readonly path: string }): PathStep {
+  return { path: f.path, mode: f.mode, uid: f.uid, gid: f.gid };
+}
+
+function splitPath(p: string): string[] {
+  return p.split("/").filter((s) => s !== "" && s !== ".");
 }
 
 /** Whether a rendered template holds a placeholder; null when it cannot be read. */
