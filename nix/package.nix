@@ -97,6 +97,8 @@ buildNpmPackage {
       ../tsconfig.json
       ../tsconfig.build.json
       ../src
+      # `npm run build` runs it to record the revision (dist/REVISION); set SOPS_AGENT_REVISION to name it.
+      ../scripts
     ];
   };
 

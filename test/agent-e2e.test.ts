@@ -19,7 +19,10 @@ function stableLines(text: string): string {
     .split("\n")
     .filter((l) => !/^(# (HELP|TYPE) )?(process_|nodejs_)/.test(l) && !UNSTABLE_SAMPLE.test(l))
     .map((l) =>
-      l.replace(/^sops_agent_build_info\{version="[^"]*"\}/, 'sops_agent_build_info{version="VERSION"}'),
+      l.replace(
+        /^sops_agent_build_info\{version="[^"]*",revision="[^"]*",nodejs="[^"]*"\}/,
+        'sops_agent_build_info{version="VERSION",revision="REVISION",nodejs="NODEJS"}',
+      ),
     )
     .join("\n");
 }

@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { validate } from "node-cron";
 import { describe, expect, it } from "vitest";
 import {
   ConfigError,
@@ -14,6 +15,8 @@ import {
 } from "../src/agent/config.js";
 
 const FILE = "/etc/sops-agent/config.yaml";
+/** The checks `run` passes: node-cron's own syntax. */
+const CHECKS = { schedule: validate };
 
 describe("parseConfig", () => {
   it("reads every key", () => {
@@ -29,6 +32,7 @@ describe("parseConfig", () => {
         "  - /nix/store/x-manifest.json",
       ].join("\n"),
       FILE,
+      CHECKS,
     );
     expect(layer).toEqual({
       listen: { host: "0.0.0.0", port: 9999 },
@@ -46,7 +50,7 @@ describe("parseConfig", () => {
     ["comment only", "# nothing\n"],
     ["null", "~\n"],
   ])("takes an %s file as defaults", (_n, text) => {
-    expect(parseConfig(text, FILE)).toEqual({});
+    expect(parseConfig(text, FILE, CHECKS)).toEqual({});
   });
 
   // Each invalid file is paired with the exact error it must produce.
@@ -88,8 +92,8 @@ describe("parseConfig", () => {
       `${FILE}:2: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a ]`,
     ],
   ])("rejects %s", (_name, text, message) => {
-    expect(() => parseConfig(text, FILE)).toThrow(ConfigError);
-    expect(messageOf(() => parseConfig(text, FILE))).toBe(message);
+    expect(() => parseConfig(text, FILE, CHECKS)).toThrow(ConfigError);
+    expect(messageOf(() => parseConfig(text, FILE, CHECKS))).toBe(message);
   });
 });
 
@@ -124,11 +128,11 @@ describe("layers and locations", () => {
 
   it("names a file it cannot read", () => {
     const dir = mkdtempSync(path.join(tmpdir(), "cfg-"));
-    expect(() => loadConfigFile(`${dir}/absent.yaml`)).toThrowError(
+    expect(() => loadConfigFile(`${dir}/absent.yaml`, CHECKS)).toThrowError(
       `${dir}/absent.yaml:1: cannot read the config file (ENOENT)`,
     );
     writeFileSync(`${dir}/c.yaml`, "root: sub\n");
-    expect(loadConfigFile(`${dir}/c.yaml`).root).toBe(`${dir}/sub`);
+    expect(loadConfigFile(`${dir}/c.yaml`, CHECKS).root).toBe(`${dir}/sub`);
   });
 });
 

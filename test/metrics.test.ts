@@ -8,6 +8,7 @@ import type { Problem } from "../src/core/problems.js";
 import type { CheckRun } from "../src/core/report.js";
 import { buildStatus } from "../src/core/status.js";
 import { declaredScope, declaredSecret } from "../src/example/declared.js";
+import { REVISION } from "../src/version.js";
 
 function secret(name: string, owner: DeclaredSecret["owner"] = { kind: "id", id: 0 }): DeclaredSecret {
   return declaredSecret(name, {
@@ -150,7 +151,9 @@ describe("AgentMetrics", () => {
       'sops_agent_check_success{check="files"} 1',
       'sops_agent_check_success{check="sops"} 0',
     ]);
-    expect(lines(text, "sops_agent_build_info{")).toEqual(['sops_agent_build_info{version="1.2.3"} 1']);
+    expect(lines(text, "sops_agent_build_info{")).toEqual([
+      `sops_agent_build_info{version="1.2.3",revision="${REVISION}",nodejs="${process.version}"} 1`,
+    ]);
     expect(lines(text, "sops_agent_last_check_timestamp_seconds ")).toEqual([
       "sops_agent_last_check_timestamp_seconds 1800000000.01",
     ]);

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { CliIo } from "../src/cli/io.js";
-import { recipientCommand } from "../src/cli/recipient.js";
+import { main } from "../src/cli.js";
 import { cleanupRoots, healthyHost, TEST_AGE_RECIPIENT } from "./helpers/host.js";
 import { requireTool } from "./helpers/tools.js";
 
@@ -35,7 +35,7 @@ async function run(args: string[], cwd = ASSETS): Promise<{ code: number; stdout
     cwd,
     isTTY: false,
   };
-  const code = await recipientCommand(args, io);
+  const code = await main(["recipient", ...args], io);
   return { code, stdout, stderr };
 }
 
@@ -54,7 +54,9 @@ describe("sops-agent recipient FILE...", () => {
     const missing = await run(["age-keys.txt", "nope.pub"]);
     expect(missing.code).toBe(2);
     expect(missing.stdout).toBe("");
-    expect(missing.stderr).toBe("sops-agent recipient: nope.pub: cannot read (ENOENT)\n");
+    expect(missing.stderr).toBe(
+      "sops-agent recipient: nope.pub: cannot read (ENOENT); see 'sops-agent recipient --help'\n",
+    );
     const rsa = await run(["ssh-key.pub"]);
     expect(rsa.code).toBe(2);
     expect(rsa.stderr).toMatch(/^sops-agent recipient: ssh-key\.pub: ssh-rsa key: only ssh-ed25519/);

@@ -6,6 +6,11 @@ import { cleanupRoots, healthyHost } from "./helpers/host.js";
 
 afterEach(cleanupRoots);
 
+function splitAtLastReturn(s: string): [string, string] {
+  const i = s.lastIndexOf("\r");
+  return [s.slice(0, i + 1), s.slice(i + 1)];
+}
+
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[`);
 
 describe("sops-agent status", () => {
@@ -101,16 +106,29 @@ describe("sops-agent status", () => {
     expect(r.code).toBe(0);
   });
 
-  it("--wait gives up after the duration with exit 1", async () => {
+  it("--wait gives up after the duration with exit 1, saying it waits only on a terminal", async () => {
     const host = healthyHost();
     fs.rmSync(host.real("/run/secrets.d/1/db-password"));
-    const r = await runCli(["status", "--root", host.root, "--wait", "1s"]);
-    expect(r.code).toBe(1);
-    expect(r.stdout).toContain("db-password");
+    const tty = await runCli(["status", "--root", host.root, "--wait", "2s"], {
+      isTTY: true,
+      env: { NO_COLOR: "1" },
+    });
+    expect(tty.code).toBe(1);
+    // One line updated in place (carriage returns, no newline) before the report, then cleared.
+    const [progress, report] = splitAtLastReturn(tty.stdout);
+    expect(progress).toMatch(/^\r1 critical, re-checking… 0s\/2s/);
+    expect(progress.match(/\r1 critical, re-checking… \ds\/2s/g)?.length).toBeGreaterThanOrEqual(2);
+    expect(progress).not.toContain("\n");
+    expect(report).toMatch(/^✗ system/);
+    const pipe = await runCli(["status", "--root", host.root, "--wait", "1s"], { isTTY: false });
+    expect(pipe.code).toBe(1);
+    expect(pipe.stdout).not.toContain("re-checking");
+    expect(pipe.stdout).toMatch(/^✗ system/);
+    expect(pipe.stdout).toContain("db-password");
   });
 
   it.each([
-    [["status", "--bogus"], /Unknown option '--bogus'/],
+    [["status", "--bogus"], /unknown option '--bogus'/],
     [["status", "--wait", "soon"], /--wait: "soon" is not a duration/],
     [["frobnicate"], /unknown command "frobnicate"/],
   ])("%j is a usage error: exit 2 with the message on stderr", async (args, message) => {
@@ -127,6 +145,6 @@ describe("sops-agent status", () => {
     const statusHelp = await runCli(["status", "--help"]);
     expect(statusHelp.stdout).toContain("--wait DURATION");
     const version = await runCli(["--version"]);
-    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version.stdout).toMatch(/^sops-agent, version \d+\.\d+\.\d+/);
   });
 });

@@ -3,7 +3,6 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
-import { validate as validCron } from "node-cron";
 import { errnoOf } from "../host/rootfs.js";
 import {
   ConfigError,
@@ -27,6 +26,9 @@ export const DEFAULT_SCHEDULE = "*/5 * * * *";
 export const SYSTEM_CONFIG_PATH = "/etc/sops-agent/config.yaml";
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+/** As Prometheus exporters spell `--log.format`. */
+export const LOG_FORMATS = ["json", "logfmt"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 export interface ListenAddress {
   readonly host: string;
@@ -38,6 +40,8 @@ export interface AgentConfig {
   readonly schedule: string;
   readonly extraKeyPaths: readonly string[];
   readonly logLevel: LogLevel;
+  /** null: JSON, or readable lines on a terminal. */
+  readonly logFormat: LogFormat | null;
   readonly webConfigFile: string | null;
   readonly root: string;
   /** null: discover the manifests. */
@@ -54,6 +58,7 @@ const KEYS = [
   "schedule",
   "extra_key_paths",
   "log_level",
+  "log_format",
   "web_config_file",
   "root",
   "manifests",
@@ -64,6 +69,7 @@ export const DEFAULTS: AgentConfig = {
   schedule: DEFAULT_SCHEDULE,
   extraKeyPaths: [],
   logLevel: "info",
+  logFormat: null,
   webConfigFile: null,
   root: "/",
   manifests: null,
@@ -85,10 +91,18 @@ export function formatListen(l: ListenAddress): string {
 }
 
 /**
+ * Checks that need a module the caller may not want to load: the cron syntax is node-cron's, which only
+ * `run` loads (`status` schedules nothing and passes an accept-all check).
+ */
+export interface ConfigChecks {
+  readonly schedule: (cron: string) => boolean;
+}
+
+/**
  * Parses a config file's text. Relative paths in it are taken relative to the file's directory, so a
  * config works the same whatever the agent's working directory.
  */
-export function parseConfig(text: string, file: string): ConfigLayer {
+export function parseConfig(text: string, file: string, checks: ConfigChecks): ConfigLayer {
   const src = YamlSource.parse(file, text);
   const layer: ConfigLayer = {};
   const dir = path.dirname(path.resolve(file));
@@ -104,7 +118,7 @@ export function parseConfig(text: string, file: string): ConfigLayer {
       }
       case "schedule": {
         const text = stringValue(src, entry, "schedule");
-        if (!validCron(text))
+        if (!checks.schedule(text))
           throw located(src, entry, `"schedule" is not a valid cron expression: "${text}"`);
         layer.schedule = text;
         break;
@@ -119,6 +133,13 @@ export function parseConfig(text: string, file: string): ConfigLayer {
         if (!isLogLevel(text))
           throw located(src, entry, `"log_level" must be one of ${LOG_LEVELS.join(", ")}, got "${text}"`);
         layer.logLevel = text;
+        break;
+      }
+      case "log_format": {
+        const text = stringValue(src, entry, "log_format");
+        if (!isLogFormat(text))
+          throw located(src, entry, `"log_format" must be ${LOG_FORMATS.join(" or ")}, got "${text}"`);
+        layer.logFormat = text;
         break;
       }
       case "web_config_file":
@@ -138,6 +159,10 @@ export function parseConfig(text: string, file: string): ConfigLayer {
 
 export function isLogLevel(s: string): s is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(s);
+}
+
+export function isLogFormat(s: string): s is LogFormat {
+  return (LOG_FORMATS as readonly string[]).includes(s);
 }
 
 /** Defaults, then the file, then the flags. */
@@ -163,14 +188,14 @@ export function defaultConfigPath(
 }
 
 /** Reads and parses a config file; a read failure is a ConfigError on line 1. */
-export function loadConfigFile(file: string): ConfigLayer {
+export function loadConfigFile(file: string, checks: ConfigChecks): ConfigLayer {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
     throw new ConfigError(file, 1, `cannot read the config file (${errnoOf(err)})`);
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, checks);
 }
 
 function located(src: YamlSource, entry: Entry, message: string): ConfigError {

@@ -11,6 +11,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom
 import { principalText, type ScopeName } from "../core/model.js";
 import { compareProblems, type Problem, SEVERITIES, type Severity } from "../core/problems.js";
 import type { CheckRun } from "../core/report.js";
+import { NODEJS, REVISION } from "../version.js";
 
 export interface GenerationSwitches {
   readonly count: number;
@@ -60,15 +61,18 @@ export class AgentMetrics {
   private readonly reloadOk: Gauge;
   private readonly reloadTimestamp: Gauge;
 
-  constructor(version: string, opts: { readonly processMetrics?: boolean } = {}) {
+  constructor(
+    version: string,
+    opts: { readonly processMetrics?: boolean; readonly revision?: string; readonly nodejs?: string } = {},
+  ) {
     this.contentType = this.live.contentType;
     const l = [this.live];
     new Gauge({
       name: "sops_agent_build_info",
-      help: "The agent's version; always 1.",
-      labelNames: ["version"],
+      help: "The agent's version, source revision and Node.js version; always 1.",
+      labelNames: ["version", "revision", "nodejs"],
       registers: l,
-    }).set({ version }, 1);
+    }).set({ version, revision: opts.revision ?? REVISION, nodejs: opts.nodejs ?? NODEJS }, 1);
     this.checkDuration = new Histogram({
       name: "sops_agent_check_duration_seconds",
       help: "Duration of whole host checks.",

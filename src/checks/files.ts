@@ -1,5 +1,6 @@
 // Per-file checks: every declared secret and template in the generation the link points to.
 
+import { activationLog } from "../core/activation-log.js";
 import { type Accounts, type DeclaredFile, type Principal, principalText } from "../core/model.js";
 import type { FileObservation, ObservedScope } from "../core/observation.js";
 import type { Problem } from "../core/problems.js";
@@ -32,7 +33,7 @@ export function checkFiles(observed: ObservedScope, accounts: Accounts): Problem
       problems.push(
         at(
           "missing",
-          `The ${d.kind} ${d.name} is absent from generation ${gen}. The last activation failed or was interrupted: check its log and run the switch again.`,
+          `The ${d.kind} ${d.name} is absent from generation ${gen}. The last activation failed or was interrupted: check its log (${activationLog(observed.declared)}) and run the switch again.`,
         ),
       );
       continue;

@@ -1,5 +1,6 @@
 // Generation-level checks: the scope's symlink, the generation it points to, and the mount point.
 
+import { activationLog } from "../core/activation-log.js";
 import type { ObservedScope } from "../core/observation.js";
 import type { Problem } from "../core/problems.js";
 import { describeFacts, problem } from "./common.js";
@@ -41,7 +42,7 @@ export function checkGeneration(observed: ObservedScope): Problem[] {
     return [
       at(
         "symlink_missing",
-        `${scope.symlinkPath} does not exist: sops-nix has not installed secrets since boot. Check the activation log (journalctl -b -u ${scope.user === null ? "sops-install-secrets" : "sops-nix --user"}) and run the switch again.`,
+        `${scope.symlinkPath} does not exist: sops-nix has not installed secrets since boot. Check the activation log (${activationLog(scope)}) and run the switch again.`,
       ),
     ];
   }

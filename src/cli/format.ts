@@ -1,7 +1,10 @@
-// The human view of a status document: by scope, problems first with their hint, in a table.
+// The human view of a status document, read in one glance: broken scopes first, in each the problems by
+// severity with the fix in normal weight, one short header line per scope, the verdict last.
+// Every text that comes from the host goes through escapeTerminal; the JSON view does not come here.
 
 import type { Problem, Severity } from "../core/problems.js";
-import type { ScopeSummary, StatusDocument } from "../core/report.js";
+import type { HostRecipient, ScopeSummary, SecretStatus, StatusDocument } from "../core/report.js";
+import { escapeTerminal as t } from "./terminal.js";
 
 export interface Style {
   readonly bold: (s: string) => string;
@@ -27,85 +30,180 @@ export const COLOUR: Style = {
 const identity = (s: string) => s;
 export const PLAIN: Style = { bold: identity, dim: identity, severity: (_, s) => s, ok: identity };
 
-/** Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org). */
+/**
+ * Colour on a terminal. FORCE_COLOR forces it on (or off with `0`/`false`) as Node itself reads it; else
+ * NO_COLOR (https://no-color.org) and TERM=dumb turn it off.
+ */
 export function styleFor(isTTY: boolean, env: NodeJS.ProcessEnv): Style {
-  return isTTY && (env.NO_COLOR === undefined || env.NO_COLOR === "") ? COLOUR : PLAIN;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined && force !== "") return force === "0" || force === "false" ? PLAIN : COLOUR;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== "") return PLAIN;
+  if (env.TERM === "dumb") return PLAIN;
+  return isTTY ? COLOUR : PLAIN;
 }
 
-export function formatStatus(doc: StatusDocument, style: Style): string {
+export interface FormatOptions {
+  /** Also show each scope's manifest and link. */
+  readonly verbose?: boolean;
+}
+
+const RANK: Record<Severity | "none", number> = { critical: 0, warning: 1, info: 2, none: 3 };
+
+interface ScopeView {
+  readonly name: string;
+  readonly summary: ScopeSummary | undefined;
+  readonly problems: readonly Problem[];
+  readonly secrets: readonly SecretStatus[];
+  readonly recipients: readonly HostRecipient[];
+  readonly worst: Severity | "none";
+}
+
+export function formatStatus(doc: StatusDocument, style: Style, opts: FormatOptions = {}): string {
   const out: string[] = [];
-  const scopeNames = [
-    ...new Set([...doc.scopes.map((s) => s.scope as string), ...doc.problems.map((p) => p.scope as string)]),
-  ];
-  for (const name of scopeNames) {
-    const summary = doc.scopes.find((s) => s.scope === name);
-    const problems = doc.problems.filter((p) => p.scope === name);
-    out.push(scopeHeader(name, summary, problems, style));
-    // Line by line: spreading a long table into push() throws RangeError (~50k problems).
-    if (problems.length > 0) for (const line of problemTable(problems, style)) out.push(line);
-    const secrets = doc.secrets.filter((s) => s.scope === name);
-    if (secrets.length > 0) {
-      const bad = secrets.filter((s) => !s.ok).length;
+  for (const view of scopeViews(doc)) {
+    out.push(scopeHeader(view, style));
+    if (opts.verbose === true && view.summary !== undefined) {
+      const s = view.summary;
       out.push(
-        `  ${bad === 0 ? style.ok(`all ${secrets.length} secrets and templates ok`) : style.severity("critical", `${bad} of ${secrets.length} secrets and templates not ok`)}`,
+        `  manifest ${t(s.manifest)}`,
+        `  link     ${t(s.symlinkPath)}, generations in ${t(s.mountPoint)}`,
       );
     }
-    const recipients = doc.recipients.filter((r) => r.scope === name);
-    for (const r of recipients)
-      out.push(`  ${style.dim("recipient")} ${r.recipient} ${style.dim(`(${r.source})`)}`);
+    // Line by line: spreading a long list into push() throws RangeError (~50k problems).
+    for (const line of problemLines(view.problems, style)) out.push(line);
+    const files = filesLine(view, style);
+    if (files !== null) out.push(`  ${files}`);
+    for (const r of view.recipients)
+      out.push(`  ${style.dim("recipient")} ${t(r.recipient)} ${style.dim(`from ${t(r.source)}`)}`);
     out.push("");
   }
-  const counts = countBySeverity(doc.problems);
   for (const f of doc.incomplete)
     out.push(
       style.severity(
         "critical",
-        `INCOMPLETE: the ${f.check} check failed (${f.error}); its problems are not listed`,
+        `INCOMPLETE: the ${t(f.check)} check failed (${t(f.error)}); its problems are not listed`,
       ),
     );
-  out.push(
-    doc.healthy
-      ? style.ok(`healthy: ${counts.warning} warning(s), ${counts.info} info`)
-      : style.severity(
-          "critical",
-          `NOT healthy${doc.incomplete.length > 0 ? " (incomplete)" : ""}: ${counts.critical} critical, ${counts.warning} warning(s), ${counts.info} info`,
-        ),
-  );
+  out.push(verdict(doc, style));
   return `${out.join("\n")}\n`;
 }
 
-function scopeHeader(
-  name: string,
-  s: ScopeSummary | undefined,
-  problems: readonly Problem[],
-  style: Style,
-): string {
-  if (s === undefined) return style.bold(name);
-  const generation = s.generation === null ? "no generation" : `generation ${s.generation}`;
-  const mark = problems.some((p) => p.severity === "critical")
-    ? style.severity("critical", "✗")
-    : style.ok("✓");
-  return `${mark} ${style.bold(name)}  ${s.symlinkPath} → ${generation}  ${style.dim(`${s.secrets} secrets, ${s.templates} templates · ${s.manifest}`)}`;
+/** Scopes (and "host") ordered by their worst problem, broken first; equal ones keep the document's order. */
+function scopeViews(doc: StatusDocument): ScopeView[] {
+  const names = [
+    ...new Set<string>([...doc.problems.map((p) => p.scope), ...doc.scopes.map((s) => s.scope)]),
+  ];
+  const byScope = <T extends { readonly scope: string }>(items: readonly T[]) => {
+    const m = new Map<string, T[]>();
+    for (const item of items) {
+      const list = m.get(item.scope);
+      if (list === undefined) m.set(item.scope, [item]);
+      else list.push(item);
+    }
+    return m;
+  };
+  const problems = byScope(doc.problems);
+  const secrets = byScope(doc.secrets);
+  const recipients = byScope(doc.recipients);
+  const views = names.map((name): ScopeView => {
+    const ps = [...(problems.get(name) ?? [])].sort((a, b) => RANK[a.severity] - RANK[b.severity]);
+    return {
+      name,
+      summary: doc.scopes.find((s) => s.scope === name),
+      problems: ps,
+      secrets: secrets.get(name) ?? [],
+      recipients: recipients.get(name) ?? [],
+      worst: ps[0]?.severity ?? "none",
+    };
+  });
+  return views.sort((a, b) => RANK[a.worst] - RANK[b.worst]);
 }
 
-function problemTable(problems: readonly Problem[], style: Style): string[] {
-  const rows = problems.map((p) => [p.severity, p.code, p.subject, p.path] as const);
-  const widths = [0, 1, 2].map((i) =>
-    rows.reduce((w, r) => Math.max(w, r[i]?.length ?? 0), ["SEVERITY", "CODE", "SUBJECT"][i]?.length ?? 0),
-  );
-  const pad = (s: string, i: number) => s.padEnd(widths[i] ?? 0);
-  const lines = [`  ${style.dim(`${pad("SEVERITY", 0)}  ${pad("CODE", 1)}  ${pad("SUBJECT", 2)}  PATH`)}`];
-  for (const [i, p] of problems.entries()) {
-    const r = rows[i];
-    if (r === undefined) continue;
-    lines.push(`  ${style.severity(p.severity, pad(r[0], 0))}  ${pad(r[1], 1)}  ${pad(r[2], 2)}  ${r[3]}`);
-    lines.push(`  ${" ".repeat((widths[0] ?? 0) + 2)}${style.dim(`↳ ${p.message}`)}`);
+/** `✗ system · generation 3 · 8 secrets, 1 template · 1 critical, 2 warnings` */
+function scopeHeader(v: ScopeView, style: Style): string {
+  const mark =
+    v.worst === "critical"
+      ? style.severity("critical", "✗")
+      : v.worst === "warning"
+        ? style.severity("warning", "!")
+        : style.ok("✓");
+  const parts = [`${mark} ${style.bold(t(v.name))}`];
+  if (v.summary !== undefined) {
+    const s = v.summary;
+    parts.push(s.generation === null ? "no generation" : `generation ${s.generation}`);
+    parts.push(filesPhrase(s.secrets, s.templates, ", "));
+  }
+  const counts = severityCounts(v.problems);
+  if (counts !== "") parts.push(counts);
+  return parts.join(" · ");
+}
+
+/**
+ * One line per problem (severity, code, subject, and the path when it says more than the subject), then
+ * its message — what is wrong and how to fix it — in normal weight.
+ */
+function problemLines(problems: readonly Problem[], style: Style): string[] {
+  if (problems.length === 0) return [];
+  const width = (f: (p: Problem) => string) => problems.reduce((w, p) => Math.max(w, f(p).length), 0);
+  const sev = width((p) => p.severity);
+  const code = width((p) => p.code);
+  const lines: string[] = [];
+  for (const p of problems) {
+    const where = p.path === p.subject || p.path === "" ? t(p.subject) : `${t(p.subject)}  ${t(p.path)}`;
+    lines.push(`  ${style.severity(p.severity, p.severity.padEnd(sev))}  ${p.code.padEnd(code)}  ${where}`);
+    lines.push(`  ${" ".repeat(sev + 2)}${t(p.message)}`);
   }
   return lines;
 }
 
-function countBySeverity(problems: readonly Problem[]): Record<Severity, number> {
-  const counts: Record<Severity, number> = { critical: 0, warning: 0, info: 0 };
-  for (const p of problems) counts[p.severity]++;
-  return counts;
+/** How the declared files fare. "All ok" only when the scope has no problem at all. */
+function filesLine(v: ScopeView, style: Style): string | null {
+  if (v.secrets.length === 0) return null;
+  const what = filesOf(v.secrets);
+  const bad = v.secrets.filter((s) => !s.ok).length;
+  if (bad > 0) {
+    const templates = v.secrets.some((s) => s.kind === "template");
+    const of = templates ? `${v.secrets.length} secrets and templates` : what;
+    return style.severity("critical", `${bad} of ${of} not ok`);
+  }
+  if (v.problems.length === 0) return style.ok(v.secrets.length === 1 ? `${what} ok` : `all ${what} ok`);
+  return `${what} in place; see the ${v.problems.length === 1 ? "problem" : "problems"} above`;
+}
+
+function filesOf(files: readonly SecretStatus[]): string {
+  const secrets = files.filter((s) => s.kind === "secret").length;
+  return filesPhrase(secrets, files.length - secrets, " and ");
+}
+
+/** `4 secrets and 1 template`, `1 secret`: a zero count is left out unless both are zero. */
+function filesPhrase(secrets: number, templates: number, and: string): string {
+  if (templates === 0 && secrets > 0) return count(secrets, "secret");
+  if (secrets === 0 && templates > 0) return count(templates, "template");
+  return `${count(secrets, "secret")}${and}${count(templates, "template")}`;
+}
+
+function verdict(doc: StatusDocument, style: Style): string {
+  const counts = severityCounts(doc.problems);
+  if (!doc.healthy)
+    return style.severity(
+      "critical",
+      `NOT healthy${doc.incomplete.length > 0 ? " (incomplete)" : ""}: ${counts === "" ? "no problem listed" : counts}`,
+    );
+  const files = `${count(doc.scopes.length, "scope")}, ${filesOf(doc.secrets)}`;
+  return style.ok(counts === "" ? `healthy: ${files}, no problems` : `healthy (${counts}): ${files}`);
+}
+
+/** `1 critical, 2 warnings, 1 info`, leaving out what is zero. */
+function severityCounts(problems: readonly Problem[]): string {
+  const n: Record<Severity, number> = { critical: 0, warning: 0, info: 0 };
+  for (const p of problems) n[p.severity]++;
+  const parts: string[] = [];
+  if (n.critical > 0) parts.push(`${n.critical} critical`);
+  if (n.warning > 0) parts.push(count(n.warning, "warning"));
+  if (n.info > 0) parts.push(`${n.info} info`);
+  return parts.join(", ");
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }

@@ -2,7 +2,6 @@
 // host's own scopes — so they can be pasted into .sops.yaml. Only public keys are ever printed.
 
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import type { HostRecipient } from "../core/report.js";
 import { readAccounts } from "../host/accounts.js";
 import { discoverManifests } from "../host/discovery.js";
@@ -10,7 +9,10 @@ import { loadScopes } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
 import { ageFromKeyFile } from "../sops/age.js";
 import { scopeIdentities } from "../sops/identities.js";
-import type { CliIo } from "./io.js";
+import { parseFlags } from "./args.js";
+import { EXIT } from "./exit.js";
+import { type CliIo, UsageError } from "./io.js";
+import { escapeTerminal } from "./terminal.js";
 
 export type { CliIo } from "./io.js";
 
@@ -27,33 +29,25 @@ Options:
   --root DIR    read the host as if DIR were / (only used without FILE)
   -h, --help    show this help
 
-Exit status: 0 on success, 1 when the host has no age recipient, 2 for a bad FILE or usage error.
+Exit status:
+  0   every recipient printed
+  1   the host has no age recipient (without FILE)
+  2   usage error: a bad flag, a FILE that cannot be read or holds no key
+  70  internal error
 `;
 
 /** Key files are small; anything bigger is not one. */
 const MAX_KEY_BYTES = 64 * 1024;
 
 export async function recipientCommand(args: string[], io: CliIo): Promise<number> {
-  let values: { root?: string | undefined; help?: boolean | undefined };
-  let files: string[];
-  try {
-    const parsed = parseArgs({
-      args,
-      options: { root: { type: "string" }, help: { type: "boolean", short: "h" } },
-      strict: true,
-      allowPositionals: true,
-    });
-    values = parsed.values;
-    files = parsed.positionals;
-  } catch (err) {
-    io.stderr(
-      `sops-agent recipient: ${err instanceof Error ? err.message : "bad arguments"}\n${RECIPIENT_HELP}`,
-    );
-    return 2;
-  }
+  const { values, positionals: files } = parseFlags({
+    args,
+    options: { root: { type: "string" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+  });
   if (values.help === true) {
     io.stdout(RECIPIENT_HELP);
-    return 0;
+    return EXIT.ok;
   }
   if (files.length > 0) return fileRecipients(files, io);
   const recipients = hostRecipients(values.root ?? "/", io.env);
@@ -61,10 +55,11 @@ export async function recipientCommand(args: string[], io: CliIo): Promise<numbe
     io.stderr(
       "sops-agent recipient: no age recipient found: no manifest, or no readable age or ssh-ed25519 key\n",
     );
-    return 1;
+    return EXIT.critical;
   }
-  io.stdout(recipients.map((r) => `${r.scope}\t${r.recipient}\t${r.source}\n`).join(""));
-  return 0;
+  const t = escapeTerminal;
+  io.stdout(recipients.map((r) => `${t(r.scope)}\t${t(r.recipient)}\t${t(r.source)}\n`).join(""));
+  return EXIT.ok;
 }
 
 function fileRecipients(files: readonly string[], io: CliIo): number {
@@ -73,20 +68,15 @@ function fileRecipients(files: readonly string[], io: CliIo): number {
   const lines: string[] = [];
   for (const file of files) {
     const text = fs.readText(path.resolve(io.cwd, file), MAX_KEY_BYTES);
-    if (typeof text !== "string") {
-      io.stderr(`sops-agent recipient: ${file}: cannot read (${text.error})\n`);
-      return 2;
-    }
+    if (typeof text !== "string")
+      throw new UsageError(`${escapeTerminal(file)}: cannot read (${text.error})`);
     const result = ageFromKeyFile(text);
-    if (!result.ok) {
-      io.stderr(`sops-agent recipient: ${file}: ${result.reason}\n`);
-      return 2;
-    }
+    if (!result.ok) throw new UsageError(`${escapeTerminal(file)}: ${result.reason}`);
     // An identity file may hold several identities; each recipient gets its own line.
     lines.push(...result.recipients);
   }
   io.stdout(lines.map((l) => `${l}\n`).join(""));
-  return 0;
+  return EXIT.ok;
 }
 
 /** The host's own age recipients, per scope, from the manifests discovery finds under `root`. */

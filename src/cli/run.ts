@@ -2,15 +2,17 @@
 // SIGTERM/SIGINT stop it within a second with exit 0; SIGHUP reloads the config and keeps the old one when
 // the new one is bad. Never calls process.exit: the exit code is returned to src/cli.ts.
 
-import { parseArgs } from "node:util";
+import { lookup } from "node:dns/promises";
+import { validate as validCron } from "node-cron";
 import { Agent } from "../agent/agent.js";
 import {
   type AgentConfig,
-  ConfigError,
   type ConfigLayer,
   defaultConfigPath,
   formatListen,
+  isLogFormat,
   isLogLevel,
+  LOG_FORMATS,
   LOG_LEVELS,
   loadConfigFile,
   mergeConfig,
@@ -19,23 +21,42 @@ import {
 import { createLogger } from "../agent/logger.js";
 import { loadWebConfig, NO_WEB_CONFIG, type WebConfig } from "../agent/web-config.js";
 import { VERSION } from "../version.js";
-import type { CliIo } from "./io.js";
+import { oneOf, parseFlags } from "./args.js";
+import { EXIT } from "./exit.js";
+import { type CliIo, UsageError } from "./io.js";
 
 export const RUN_USAGE = `Usage: sops-agent run [options]
 
-Runs the agent: watches the host's sops-nix secrets and serves Prometheus metrics.
+Runs the agent: watches the host's sops-nix secrets and serves Prometheus metrics. Flags win over the
+config file; the Prometheus exporter spellings are accepted beside the short ones.
 
 Options:
-  --config FILE            YAML config (default /etc/sops-agent/config.yaml when present,
+  --config FILE, --config.file FILE
+                           YAML config (default /etc/sops-agent/config.yaml when present,
                            else ~/.config/sops-agent/config.yaml for a non-root user)
   --root DIR               act as if DIR were / (an offline image, a test tree)
-  --listen HOST:PORT       address to serve on (default from the config, else 127.0.0.1:29100)
+  --listen HOST:PORT, --web.listen-address HOST:PORT
+                           address to serve on (default from the config, else 127.0.0.1:29100)
   --manifest PATH          a manifest to check, repeatable (default: discover)
   --web.config.file FILE   TLS and basic auth, in Prometheus exporter-toolkit's format
-  --log-level LEVEL        ${LOG_LEVELS.join(", ")}
-  --check-config           validate the config and web config, then exit
+  --log-level LEVEL, --log.level LEVEL
+                           ${LOG_LEVELS.join(", ")}
+  --log.format FORMAT      ${LOG_FORMATS.join(" or ")} (default json; readable lines on a terminal)
+  --check-config, --config.check
+                           validate the config and web config (and resolve the listen host), then exit
   -h, --help               show this help
+
+Exit status:
+  0   stopped by SIGTERM or SIGINT; --check-config: the config is valid
+  1   the agent failed at run time
+  2   usage error: a bad flag or value, a --listen host that does not resolve
+  69  the listen address cannot be bound (in use, not permitted, not an address of this host)
+  70  internal error
+  78  the config or web config file is invalid or unreadable (or its listen host does not resolve)
 `;
+
+/** The errors of binding a listening socket; anything else failing at start is a run-time failure. */
+const BIND_ERRORS = new Set(["EADDRINUSE", "EACCES", "EADDRNOTAVAIL", "EPERM"]);
 
 interface Loaded {
   readonly config: AgentConfig;
@@ -53,25 +74,26 @@ export async function runCommand(
   io: CliIo,
   signals: SignalSource = process,
 ): Promise<number> {
-  let flags: ConfigLayer;
-  let configFlag: string | undefined;
-  let checkOnly: boolean;
-  try {
-    const parsed = parseFlags(args);
-    if (parsed === "help") {
-      io.stdout(RUN_USAGE);
-      return 0;
-    }
-    ({ flags, configFlag, checkOnly } = parsed);
-  } catch (err) {
-    io.stderr(`sops-agent run: ${err instanceof Error ? err.message : String(err)}\n${RUN_USAGE}`);
-    return 2;
+  const parsed = runFlags(args);
+  if (parsed === "help") {
+    io.stdout(RUN_USAGE);
+    return EXIT.ok;
+  }
+  const { flags, configFlag, checkOnly } = parsed;
+  // A --listen host that does not resolve is a mistake on the command line, found before anything starts.
+  if (flags.listen !== undefined) {
+    const why = await unresolvable(flags.listen.host);
+    if (why !== null) throw new UsageError(`--listen: cannot resolve "${flags.listen.host}" (${why})`);
   }
 
   const uid = process.getuid?.() ?? 0;
   const load = (): Loaded => {
     const file = configFlag ?? defaultConfigPath(io.env, uid);
-    const config = mergeConfig(file === null ? {} : loadConfigFile(file), flags, file);
+    const config = mergeConfig(
+      file === null ? {} : loadConfigFile(file, { schedule: validCron }),
+      flags,
+      file,
+    );
     const web = config.webConfigFile === null ? NO_WEB_CONFIG : loadWebConfig(config.webConfigFile);
     return { config, web };
   };
@@ -80,18 +102,33 @@ export async function runCommand(
   try {
     loaded = load();
   } catch (err) {
+    // Only config files are read here: whatever fails, the configuration is what is wrong.
     io.stderr(`sops-agent run: ${err instanceof Error ? err.message : String(err)}\n`);
-    return err instanceof ConfigError ? 2 : 1;
+    return EXIT.configInvalid;
+  }
+  if (flags.listen === undefined) {
+    const why = await unresolvable(loaded.config.listen.host);
+    if (why !== null) {
+      io.stderr(
+        `sops-agent run: ${loaded.config.source ?? "config"}: listen: cannot resolve "${loaded.config.listen.host}" (${why})\n`,
+      );
+      return EXIT.configInvalid;
+    }
   }
   if (checkOnly) {
     const { config } = loaded;
     io.stdout(
       `config OK: ${config.source ?? "built-in defaults"}${config.webConfigFile === null ? "" : `, web config OK: ${config.webConfigFile}`}\n`,
     );
-    return 0;
+    return EXIT.ok;
   }
 
-  const logger = await createLogger({ level: loaded.config.logLevel, pretty: io.isTTY });
+  const logger = await createLogger({
+    level: loaded.config.logLevel,
+    format: loaded.config.logFormat ?? "json",
+    // Readable lines for a person at a terminal, unless a format was asked for.
+    pretty: io.isTTY && loaded.config.logFormat === null,
+  });
   const agent = new Agent({
     config: loaded.config,
     webConfig: loaded.web,
@@ -157,49 +194,84 @@ export async function runCommand(
           "cannot start",
         );
         io.stderr(`sops-agent run: ${err instanceof Error ? err.message : String(err)}\n`);
+        const code = errnoCode(err);
         void agent.stop().finally(() => {
           signals.off("SIGTERM", onTerm);
           signals.off("SIGINT", onInt);
           signals.off("SIGHUP", onHup);
-          resolve(1);
+          resolve(code !== null && BIND_ERRORS.has(code) ? EXIT.cannotBind : EXIT.critical);
         });
       });
   });
 }
 
-function parseFlags(
-  args: string[],
-): "help" | { flags: ConfigLayer; configFlag: string | undefined; checkOnly: boolean } {
-  const { values } = parseArgs({
+interface RunFlags {
+  readonly flags: ConfigLayer;
+  readonly configFlag: string | undefined;
+  readonly checkOnly: boolean;
+}
+
+function runFlags(args: string[]): "help" | RunFlags {
+  const { values } = parseFlags({
     args,
-    allowPositionals: false,
-    strict: true,
     options: {
       config: { type: "string" },
+      "config.file": { type: "string" },
       root: { type: "string" },
       listen: { type: "string" },
+      "web.listen-address": { type: "string" },
       manifest: { type: "string", multiple: true },
       "web.config.file": { type: "string" },
       "log-level": { type: "string" },
+      "log.level": { type: "string" },
+      "log.format": { type: "string" },
       "check-config": { type: "boolean" },
+      "config.check": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help === true) return "help";
   const flags: ConfigLayer = {};
   if (values.root !== undefined) flags.root = values.root;
-  if (values.listen !== undefined) {
-    const listen = parseListen(values.listen);
-    if (listen === null) throw new Error(`--listen must be HOST:PORT, got "${values.listen}"`);
+  const listenText = oneOf(values, ["listen", "web.listen-address"]);
+  if (listenText !== undefined) {
+    const listen = parseListen(listenText);
+    if (listen === null) throw new UsageError(`--listen must be HOST:PORT, got "${listenText}"`);
     flags.listen = listen;
   }
   if (values.manifest !== undefined) flags.manifests = values.manifest;
   if (values["web.config.file"] !== undefined) flags.webConfigFile = values["web.config.file"];
-  const level = values["log-level"];
+  const level = oneOf(values, ["log-level", "log.level"]);
   if (level !== undefined) {
     if (!isLogLevel(level))
-      throw new Error(`--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
+      throw new UsageError(`--log.level must be one of ${LOG_LEVELS.join(", ")}, got "${level}"`);
     flags.logLevel = level;
   }
-  return { flags, configFlag: values.config, checkOnly: values["check-config"] === true };
+  const format = values["log.format"];
+  if (format !== undefined) {
+    if (!isLogFormat(format))
+      throw new UsageError(`--log.format must be ${LOG_FORMATS.join(" or ")}, got "${format}"`);
+    flags.logFormat = format;
+  }
+  return {
+    flags,
+    configFlag: oneOf(values, ["config", "config.file"]),
+    checkOnly: values["check-config"] === true || values["config.check"] === true,
+  };
+}
+
+/** Why a listen host does not resolve (the resolver's code), or null when it does. */
+async function unresolvable(host: string): Promise<string | null> {
+  try {
+    await lookup(host);
+    return null;
+  } catch (err) {
+    return errnoCode(err) ?? "unknown error";
+  }
+}
+
+function errnoCode(err: unknown): string | null {
+  return typeof err === "object" && err !== null && "code" in err && typeof err.code === "string"
+    ? err.code
+    : null;
 }

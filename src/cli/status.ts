@@ -1,73 +1,181 @@
 // `sops-agent status`: one check (or re-checks until healthy with --wait), a report and an exit code.
+// The modules that check the host are imported after the flags are read: a usage error or `--help`
+// costs nothing more.
 
-import { parseArgs } from "node:util";
+import * as path from "node:path";
 import type { CheckRun } from "../core/report.js";
-import { checkHost } from "../host/check-host.js";
-import { ManifestCache } from "../host/load-scopes.js";
-import { SopsFileCache } from "../sops/reader.js";
-import { formatStatus, styleFor } from "./format.js";
+import { durationFlag, parseFlags } from "./args.js";
+import { EXIT } from "./exit.js";
 import { type CliIo, UsageError } from "./io.js";
 
-export const STATUS_HELP = `Usage: sops-agent status [--root DIR] [--manifest PATH]... [--json] [--wait DURATION]
+export const STATUS_HELP = `Usage: sops-agent status [options]
 
-Checks every secret and template the host's sops-nix manifests declare, once, and reports.
+Checks every secret and template the host's sops-nix manifests declare, once, and reports: problems
+first, each with how to fix it.
 
 Options:
   --root DIR          read the host as if DIR were / (a mounted image, a test tree)
+  --config FILE       the agent's config (extra_key_paths, root, manifests), so status checks what the
+                      agent checks (default: the agent's default config when it exists and --root is not given)
   --manifest PATH     check this manifest instead of discovering them (repeatable)
-  --json              print one JSON document instead of the table
-  --wait DURATION     re-check until healthy or DURATION (e.g. 30s, 2m) has passed
+  --json              print one JSON document (the agent's /status) instead of the report
+  --wait DURATION     re-check every second until healthy or DURATION (30s, 1m30s) has passed
+  -v, --verbose       also show each scope's manifest and link
   -h, --help          show this help
 
-Exit status: 0 when nothing is critical, 1 when anything is, 2 for a usage or configuration error.
+Exit status:
+  0   nothing critical
+  1   something critical on the host
+  2   usage error: a bad flag or value, a --manifest that is absent or not JSON, an invalid --config
+  70  internal error
 `;
 
 export async function statusCommand(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({
+  const { values } = parseFlags({
     args,
     options: {
       root: { type: "string" },
+      config: { type: "string" },
       manifest: { type: "string", multiple: true },
       json: { type: "boolean", default: false },
       wait: { type: "string" },
+      verbose: { type: "boolean", short: "v", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
-    strict: true,
-    allowPositionals: false,
   });
   if (values.help) {
     io.stdout(STATUS_HELP);
-    return 0;
+    return EXIT.ok;
   }
-  const waitMs = values.wait === undefined ? 0 : parseDuration(values.wait);
+  const waitMs = values.wait === undefined ? 0 : durationFlag("--wait", values.wait);
+  const settings = await statusSettings(values, io);
+
+  const [{ checkHost }, { ManifestCache }, { SopsFileCache }] = await Promise.all([
+    import("../host/check-host.js"),
+    import("../host/load-scopes.js"),
+    import("../sops/reader.js"),
+  ]);
   const options = {
-    root: values.root ?? "/",
-    manifests: values.manifest ?? null,
+    ...settings,
     env: io.env,
     sopsCache: new SopsFileCache(),
     manifestCache: new ManifestCache(),
   };
-  const deadline = Date.now() + waitMs;
   let run: CheckRun = checkHost(options);
-  while (!run.document.healthy && Date.now() < deadline) {
-    await sleep(Math.min(1000, Math.max(0, deadline - Date.now())));
-    run = checkHost(options);
+  if (values.manifest !== undefined) await refuseBadManifests(run, values.manifest, settings.root, io.cwd);
+  if (!run.document.healthy && waitMs > 0)
+    run = await waitUntilHealthy(run, waitMs, () => checkHost(options), io);
+
+  if (values.json) io.stdout(`${JSON.stringify(run.document, null, 2)}\n`);
+  else {
+    const { formatStatus, styleFor } = await import("./format.js");
+    io.stdout(formatStatus(run.document, styleFor(io.isTTY, io.env), { verbose: values.verbose }));
   }
-  io.stdout(
-    values.json
-      ? `${JSON.stringify(run.document, null, 2)}\n`
-      : formatStatus(run.document, styleFor(io.isTTY, io.env)),
-  );
-  return run.document.healthy ? 0 : 1;
+  return run.document.healthy ? EXIT.ok : EXIT.critical;
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+interface StatusSettings {
+  readonly root: string;
+  readonly manifests: readonly string[] | null;
+  readonly extraKeyPaths: readonly string[];
+}
 
-/** `30s`, `2m`, `500ms`, `1h`, or a bare number of seconds. */
-export function parseDuration(text: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (m === null) throw new UsageError(`--wait: "${text}" is not a duration (examples: 30s, 2m, 500ms)`);
-  return Number(m[1]) * (UNITS[m[2] ?? "s"] ?? 1000);
+/**
+ * What to check, as the agent would: flags, then the agent's config file, then the defaults. The config
+ * file is `--config`, else the agent's default path when it exists — but not with `--root`: an offline
+ * image is not the host the local agent's config describes.
+ */
+async function statusSettings(
+  values: { root?: string | undefined; config?: string | undefined; manifest?: string[] | undefined },
+  io: CliIo,
+): Promise<StatusSettings> {
+  const config = await import("../agent/config.js");
+  const file =
+    values.config ??
+    (values.root === undefined ? config.defaultConfigPath(io.env, process.getuid?.() ?? 0) : null);
+  let layer: ReturnType<typeof config.loadConfigFile> = {};
+  if (file !== null) {
+    try {
+      // status schedules nothing: the cron expression is the daemon's to check (`run --check-config`).
+      layer = config.loadConfigFile(path.resolve(io.cwd, file), { schedule: () => true });
+    } catch (err) {
+      if (err instanceof config.ConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  return {
+    root: values.root ?? layer.root ?? "/",
+    manifests: values.manifest ?? layer.manifests ?? null,
+    extraKeyPaths: layer.extraKeyPaths ?? [],
+  };
+}
+
+/**
+ * A `--manifest` that is absent or not JSON is a mistake on the command line, not a problem of the host:
+ * exit 2 with the file, line and column. Looked at only when the check found a manifest problem.
+ */
+async function refuseBadManifests(
+  run: CheckRun,
+  given: readonly string[],
+  root: string,
+  cwd: string,
+): Promise<void> {
+  const bad = run.document.problems.some(
+    (p) => p.code === "manifest_missing" || p.code === "manifest_invalid",
+  );
+  if (!bad) return;
+  const [{ RootFs }, { jsonSyntaxError }, { escapeTerminal }] = await Promise.all([
+    import("../host/rootfs.js"),
+    import("../core/json-syntax.js"),
+    import("./terminal.js"),
+  ]);
+  for (const manifest of given) {
+    // As discovery locates a --manifest: an absolute path is a host path under --root, a relative one is
+    // relative to the working directory.
+    const absolute = path.posix.isAbsolute(manifest);
+    const fs = new RootFs(absolute ? root : "/");
+    const text = fs.readText(absolute ? manifest : path.resolve(cwd, manifest), 64 << 20);
+    const name = escapeTerminal(manifest);
+    if (typeof text !== "string") {
+      const why = text.error === "ENOENT" ? "no such file" : `cannot be read (${text.error})`;
+      throw new UsageError(`--manifest ${name}: ${why}`);
+    }
+    const e = jsonSyntaxError(text);
+    if (e !== null) throw new UsageError(`--manifest ${name}:${e.line}:${e.column}: not JSON: ${e.message}`);
+  }
+}
+
+/**
+ * Re-checks every second until healthy or the time is up. On a terminal one line says so and is updated in
+ * place; in a pipe nothing is written until the final report.
+ */
+async function waitUntilHealthy(
+  first: CheckRun,
+  waitMs: number,
+  check: () => CheckRun,
+  io: CliIo,
+): Promise<CheckRun> {
+  const { formatDuration } = await import("../core/duration.js");
+  const started = Date.now();
+  const deadline = started + waitMs;
+  let run = first;
+  let shown = 0;
+  const show = (text: string) => {
+    if (!io.isTTY) return;
+    // \r and spaces, not an erase sequence: also right on a dumb terminal.
+    io.stdout(`\r${text.padEnd(shown)}`);
+    shown = text.length;
+  };
+  while (!run.document.healthy && Date.now() < deadline) {
+    const critical = run.document.problems.filter((p) => p.severity === "critical").length;
+    show(
+      `${critical} critical, re-checking… ${formatDuration(Date.now() - started)}/${formatDuration(waitMs)}`,
+    );
+    await sleep(Math.min(1000, Math.max(0, deadline - Date.now())));
+    run = check();
+  }
+  if (shown > 0) io.stdout(`\r${" ".repeat(shown)}\r`);
+  return run;
 }
 
 function sleep(ms: number): Promise<void> {
