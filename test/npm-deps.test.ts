@@ -298,7 +298,9 @@ describe("the build's lockfile installs offline", () => {
 
     for (const f of ["tsconfig.json", "tsconfig.build.json"])
       fs.copyFileSync(path.join(ROOT, f), path.join(build, f));
-    fs.cpSync(path.join(ROOT, "src"), path.join(build, "src"), { recursive: true });
+    // What nix/package.nix's fileset holds: the sources and the script that records the revision.
+    for (const d of ["src", "scripts"])
+      fs.cpSync(path.join(ROOT, d), path.join(build, d), { recursive: true });
     fs.writeFileSync(path.join(build, "package.json"), JSON.stringify(out.packageJson, null, 2));
     fs.writeFileSync(path.join(build, "package-lock.json"), JSON.stringify(out.packageLock, null, 2));
 
