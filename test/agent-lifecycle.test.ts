@@ -215,6 +215,6 @@ describe("every line the running agent writes", () => {
     for (const line of agent.lines) expect(() => JSON.parse(line), line).not.toThrow();
     const scheduler = agent.logs.filter((l) => l.event === "scheduler");
     expect(scheduler.length).toBeGreaterThan(0);
-    expect(scheduler[0]).toMatchObject({ level: 40, name: "sops-agent" });
+    expect(scheduler[0]).toMatchObject({ level: "warn", name: "sops-agent" });
   });
 });
