@@ -304,6 +304,8 @@ describe("parseManifest on the example manifests", () => {
         format: "yaml",
         sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
         sopsFileHash: "e1556cc60fd41c8da9a339afd3ea6d3cb86cb86b21d8c5c4d080be6c2633884d",
+        restartUnits: ["nginx.service"],
+        reloadUnits: [],
       },
       {
         kind: "secret",
@@ -317,6 +319,8 @@ describe("parseManifest on the example manifests", () => {
         format: "yaml",
         sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
         sopsFileHash: "e1556cc60fd41c8da9a339afd3ea6d3cb86cb86b21d8c5c4d080be6c2633884d",
+        restartUnits: [],
+        reloadUnits: [],
       },
     ]);
     expect(scope.templates).toEqual([
@@ -330,6 +334,8 @@ describe("parseManifest on the example manifests", () => {
         group: { kind: "name", name: "somegroup" },
         // The content wins over the file (main.go:702); only its digest is kept.
         source: { kind: "content", sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+        restartUnits: ["nginx.service"],
+        reloadUnits: [],
       },
     ]);
   });
@@ -401,6 +407,8 @@ describe("parseManifest defaults and expansion", () => {
       format: "yaml",
       sopsFile: "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-secrets.yaml",
       sopsFileHash: "",
+      restartUnits: [],
+      reloadUnits: [],
     });
     expect(scope.templates[0]?.path).toBe("/run/secrets/rendered/t");
     expect(scope.keys).toEqual([]);

@@ -11,6 +11,7 @@ import { type CheckHostOptions, checkHost } from "../host/check-host.js";
 import { DeclarationMemory, HistoryCache } from "../host/history.js";
 import { ManifestCache } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
+import { UsageCache } from "../host/usage.js";
 import { SopsFileCache } from "../sops/reader.js";
 import { type AgentConfig, formatListen, type ListenAddress } from "./config.js";
 import { AgentServer } from "./http.js";
@@ -64,6 +65,7 @@ export class Agent {
   private readonly historyCache = new HistoryCache();
   /** What each scope declared before the switches this agent saw: leftovers outlive garbage-collected profiles. */
   private readonly memory = new DeclarationMemory();
+  private readonly usageCache = new UsageCache();
   private readonly opts: AgentOptions;
   private readonly log: Logger;
 
@@ -254,6 +256,7 @@ export class Agent {
         manifestCache: this.manifestCache,
         historyCache: this.historyCache,
         memory: this.memory,
+        usageCache: this.usageCache,
         extraKeyPaths: this.config.extraKeyPaths,
       });
       this.metrics.observeCheckDuration(run.durationSeconds);

@@ -392,6 +392,14 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     "sops_orphans",
     "Leftovers of earlier generations by kind: link (a former path link) or file (an undeclared file).",
   );
+  const activation = gauge(
+    "sops_activation_success",
+    "1 when the scope's last sops-nix activation succeeded, 0 when it failed; absent when nothing tells.",
+  );
+  const consumerStale = gauge(
+    "sops_consumer_stale",
+    "1 for each unit still running since before the declaration of a secret it reads changed.",
+  );
   const checkSuccess = gauge(
     "sops_agent_check_success",
     "1 when the check family ran to completion in the last check.",
@@ -431,6 +439,9 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     orphans.set(labelString("scope", s.scope, "kind", "link"), links);
     orphans.set(labelString("scope", s.scope, "kind", "file"), files);
   }
+  for (const a of run.activations ?? []) activation.set(labelString("scope", a.scope), a.succeeded ? 1 : 0);
+  for (const c of run.staleConsumers ?? [])
+    consumerStale.set(labelString("scope", c.scope, "name", c.name, "unit", c.unit), 1);
   for (const s of doc.scopes) {
     const sw = switches.get(s.scope) ?? { count: 0, lastSeconds: null };
     switchesTotal.inc(labelString("scope", s.scope), sw.count);
@@ -460,6 +471,8 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     fileModified,
     fileRecipients,
     orphans,
+    activation,
+    consumerStale,
     checkSuccess,
     familyDuration,
     lastCheck,

@@ -4,6 +4,7 @@
 import type { OrphanObservation } from "../core/history.js";
 import type { HostObservation, ObservedScope } from "../core/observation.js";
 import type { Problem } from "../core/problems.js";
+import type { UsageObservation } from "../core/usage.js";
 import type { SopsObservation } from "../sops/model.js";
 
 export interface CheckInput {
@@ -12,6 +13,8 @@ export interface CheckInput {
   readonly sops: SopsObservation;
   /** Earlier declarations and the current generations' listings; absent where nothing was read (tests). */
   readonly orphans?: OrphanObservation;
+  /** Units, activation outcomes and generations on disk; absent where nothing was read (tests). */
+  readonly usage?: UsageObservation;
 }
 
 export interface CheckFamily {

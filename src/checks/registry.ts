@@ -10,6 +10,7 @@ import { keysFamily } from "./keys.js";
 import { linksFamily } from "./links.js";
 import { orphansFamily } from "./orphans.js";
 import { templatesFamily } from "./templates.js";
+import { usageFamily } from "./usage.js";
 
 export const CHECK_FAMILIES: readonly CheckFamily[] = [
   generationFamily,
@@ -20,4 +21,5 @@ export const CHECK_FAMILIES: readonly CheckFamily[] = [
   keysFamily,
   orphansFamily,
   inputsFamily,
+  usageFamily,
 ];

@@ -3,6 +3,7 @@
 
 import type { PathFacts } from "./facts.js";
 import type { ScopeName } from "./model.js";
+import type { Fingerprint } from "./usage.js";
 
 /** A secret or template an earlier generation placed at a path outside its symlinkPath. */
 export interface FormerLink {
@@ -18,6 +19,8 @@ export interface FormerDeclaration {
   readonly generation: string;
   readonly manifestPath: string;
   readonly links: readonly FormerLink[];
+  /** The agent's newest memory of a scope also keeps each file's declaration fingerprint (stale consumers). */
+  readonly fingerprints?: ReadonlyMap<string, Fingerprint>;
 }
 
 export interface OrphanObservation {

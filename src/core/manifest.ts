@@ -117,6 +117,9 @@ function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemError
     ...(typeof gnupgHome === "string" && gnupgHome !== "" ? { gnupgHome } : {}),
     secrets,
     templates,
+    // Go's int field: absent or null leaves 0, which keeps every generation (pruneGenerations, main.go:793).
+    keepGenerations: optionalInteger(doc, "keepGenerations", "keepGenerations") ?? 0,
+    gnupgHome: nonEmpty(optionalNullableString(doc, "gnupgHome", "gnupgHome")),
   };
 }
 
@@ -142,6 +145,27 @@ function items<T>(
     }
   }
   return parsed;
+}
+
+function nonEmpty(s: string | null | undefined): string | null {
+  return typeof s === "string" && s !== "" ? s : null;
+}
+
+/** An integer field, absent or null as undefined (json.Unmarshal into a Go int). */
+function optionalInteger(o: JsonObject, key: string, field: string): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === "number" && Number.isInteger(v)) return v;
+  throw new FieldError(field, `expected an integer, got ${describe(v)}`);
+}
+
+const NO_UNITS: readonly string[] = [];
+
+/** restartUnits/reloadUnits: NixOS manifests only; most secrets have none, and share one empty list. */
+function unitList(o: JsonObject, key: string, field: string): readonly string[] {
+  if (o[key] === undefined) return NO_UNITS;
+  const units = stringList(o, key, field);
+  return units.length === 0 ? NO_UNITS : units;
 }
 
 /** Fields common to secrets and templates. */
@@ -185,6 +209,8 @@ function declaredSecret(
     // re-encrypted sops file from an unchanged one between generations.
     // Not in sops-install-secrets' struct, so any JSON type passes there: only a string is used here.
     sopsFileHash: shared.get(typeof o.sopsFileHash === "string" ? o.sopsFileHash : ""),
+    restartUnits: unitList(o, "restartUnits", `${field}.restartUnits`),
+    reloadUnits: unitList(o, "reloadUnits", `${field}.reloadUnits`),
   };
 }
 
@@ -216,6 +242,8 @@ function declaredTemplate(
     owner: common.owner,
     group: common.group,
     source: templateSource(content, file, shared),
+    restartUnits: unitList(o, "restartUnits", `${field}.restartUnits`),
+    reloadUnits: unitList(o, "reloadUnits", `${field}.reloadUnits`),
   };
 }
 

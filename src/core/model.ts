@@ -35,6 +35,9 @@ interface DeclaredFileBase {
   readonly modeText: string;
   readonly owner: Principal;
   readonly group: Principal;
+  /** Units sops-install-secrets restarts or reloads when the file's content changes (empty in user mode). */
+  readonly restartUnits: readonly string[];
+  readonly reloadUnits: readonly string[];
 }
 
 export interface DeclaredSecret extends DeclaredFileBase {
@@ -106,6 +109,10 @@ export interface DeclaredScope {
   readonly gnupgHome?: string;
   readonly secrets: readonly DeclaredSecret[];
   readonly templates: readonly DeclaredTemplate[];
+  /** Generations sops-install-secrets keeps (pruneGenerations, main.go:792); 0 keeps all. */
+  readonly keepGenerations: number;
+  /** The GnuPG home the manifest names, or null. */
+  readonly gnupgHome: string | null;
 }
 
 /** One passwd or group entry, as far as the checks need it. */

@@ -37,6 +37,13 @@ export const PROBLEM_CODES = {
   orphan_link:
     "A path link an earlier generation declared still points into the secrets, but nothing declares it now",
   orphan_file: "A file in the current generation that the manifest does not declare",
+  // secrets in use
+  activation_failed: "The last sops-nix activation of the scope failed",
+  consumer_stale: "A unit that reads the secret runs since before its declaration changed",
+  old_generation: "A generation sops-install-secrets should have pruned still holds decrypted secrets",
+  gnupg_home_missing: "The GnuPG home the manifest names does not exist",
+  template_source_missing:
+    "A template's source file does not exist: sops-install-secrets aborts the activation",
   // decryption keys
   key_missing: "A decryption key the manifest names is absent",
   key_dangling: "A decryption key is a symlink whose target is gone",
@@ -53,8 +60,7 @@ export const PROBLEM_CODES = {
   host_not_recipient: "The identities sops will hold for the scope cannot open the sops file's data key",
   recipient_unverifiable:
     "Only what public data cannot match (pgp, kms, an unreadable key) could open the file",
-  sops_file_hash_mismatch:
-    "The sops file no longer matches the sopsFileHash its generation was built with (preflight)",
+  sops_file_hash_mismatch: "The sops file no longer matches the sopsFileHash its generation was built with",
   // the agent's own limits
   input_too_large: "A file is larger than the agent reads: what lies past the limit was not checked",
 } as const;

@@ -67,6 +67,19 @@ export interface SopsFileSummary {
   readonly recipients: Readonly<Record<string, number>>;
 }
 
+/** The last sops-nix activation of a scope, as far as its unit, job or generation tells. */
+export interface ActivationSummary {
+  readonly scope: ScopeName;
+  readonly succeeded: boolean;
+}
+
+/** A unit that reads a secret and runs since before the secret's declaration changed. */
+export interface StaleConsumerSummary {
+  readonly scope: ScopeName;
+  readonly name: string;
+  readonly unit: string;
+}
+
 export interface CheckRun {
   readonly document: StatusDocument;
   readonly families: readonly FamilyResult[];
@@ -75,6 +88,9 @@ export interface CheckRun {
   readonly sopsFiles: readonly SopsFileSummary[];
   /** The users' home directories the check read from passwd (where home-manager scopes may appear). */
   readonly homes: readonly string[];
+  /** Scopes whose last activation could be judged (absent when nothing tells). */
+  readonly activations?: readonly ActivationSummary[];
+  readonly staleConsumers?: readonly StaleConsumerSummary[];
   /** Unix time in seconds when the run started. */
   readonly startedAt: number;
   readonly durationSeconds: number;

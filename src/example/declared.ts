@@ -21,6 +21,8 @@ export function declaredSecret(
     key: name,
     format: "yaml",
     sopsFileHash: "",
+    restartUnits: [],
+    reloadUnits: [],
     ...fields,
   };
 }
@@ -38,6 +40,8 @@ export function declaredTemplate(
     owner: ROOT,
     group: ROOT,
     source: { kind: "file", path: `/nix/store/00000000000000000000000000000000-${name}` },
+    restartUnits: [],
+    reloadUnits: [],
     ...fields,
   };
 }
@@ -58,6 +62,8 @@ export function declaredScope(
     mountPoint: "/run/secrets.d",
     keys: [],
     templates: [],
+    keepGenerations: 1,
+    gnupgHome: null,
     ...fields,
     secrets,
   };

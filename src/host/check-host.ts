@@ -6,12 +6,21 @@ import { performance } from "node:perf_hooks";
 import { runFamilies } from "../checks/engine.js";
 import { CHECK_FAMILIES } from "../checks/registry.js";
 import { sopsFamily } from "../checks/sops.js";
+import { activationSucceeded, findStaleConsumers } from "../checks/usage.js";
 import { userHomes } from "../core/accounts.js";
 import { NO_ORPHAN_OBSERVATION, type OrphanObservation } from "../core/history.js";
 import type { DeclaredScope } from "../core/model.js";
+import type { ObservedScope } from "../core/observation.js";
 import { compareProblems, type Problem } from "../core/problems.js";
-import type { CheckRun, FamilyResult, HostRecipient } from "../core/report.js";
+import type {
+  ActivationSummary,
+  CheckRun,
+  FamilyResult,
+  HostRecipient,
+  StaleConsumerSummary,
+} from "../core/report.js";
 import { buildStatus } from "../core/status.js";
+import type { UsageObservation } from "../core/usage.js";
 import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
 import { readAccounts } from "./accounts.js";
@@ -25,6 +34,8 @@ import {
 import { loadScopes, type ManifestCache } from "./load-scopes.js";
 import { observeHost, observeScope } from "./observe.js";
 import { RootFs } from "./rootfs.js";
+import { type ServiceManager, SystemServiceManager } from "./service-manager.js";
+import { observeUsage, UsageCache } from "./usage.js";
 
 export interface CheckHostOptions {
   readonly root: string;
@@ -41,6 +52,13 @@ export interface CheckHostOptions {
   readonly historyCache?: HistoryCache;
   /** The agent's memory of what was declared before each switch it saw. */
   readonly memory?: DeclarationMemory;
+  /** Reused across runs so unit files and earlier declarations are read once. */
+  readonly usageCache?: UsageCache;
+  /**
+   * Where unit and job states come from. Default: the host's systemd or launchd on the live host (root `/`),
+   * none under --root, where an image's units are not running. Tests inject a recorded one.
+   */
+  readonly services?: ServiceManager | null;
 }
 
 export function checkHost(opts: CheckHostOptions): CheckRun {
@@ -63,6 +81,22 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   const observed = scopes.map((s) => observeScope(fs, s));
   const host = observeHost(fs, accounts);
   const leftovers = observeLeftovers(fs, opts, scopes, observed);
+  const usageStarted = performance.now();
+  let usage: UsageObservation = NO_USAGE;
+  let usageRead: FamilyResult | null = null;
+  try {
+    usage = observeUsage(fs, observed, leftovers.orphans.former, {
+      cache: opts.usageCache ?? new UsageCache(),
+      services: opts.services === undefined ? liveServiceManager(fs) : opts.services,
+    });
+  } catch (err) {
+    usageRead = {
+      family: "usage-read",
+      ok: false,
+      durationSeconds: (performance.now() - usageStarted) / 1000,
+      error: err instanceof Error ? err.message : "unknown error",
+    };
+  }
 
   const sopsStarted = performance.now();
   const cache = opts.sopsCache ?? new SopsFileCache();
@@ -83,16 +117,23 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
     host,
     sops,
     orphans: leftovers.orphans,
+    usage,
   });
   const problems: Problem[] = [...loaded.problems, ...engine.problems].sort(compareProblems);
   const recipients: HostRecipient[] = [...sops.identities.values()].flat();
-  const families = [...engine.families, ...(sopsRead === null ? [] : [sopsRead]), ...leftovers.failed];
+  const families = [
+    ...engine.families,
+    ...(sopsRead === null ? [] : [sopsRead]),
+    ...leftovers.failed,
+    ...(usageRead === null ? [] : [usageRead]),
+  ];
   return {
     document: buildStatus(observed, problems, recipients, families),
     families,
     observed,
     sopsFiles: sopsFileSummaries(scopes, sops),
     homes: userHomes(accounts),
+    ...usageSummaries(observed, usage),
     startedAt,
     durationSeconds: (performance.now() - started) / 1000,
   };
@@ -147,6 +188,34 @@ function withExtraKeys(scopes: DeclaredScope[], extra: readonly string[]): Decla
           ],
         },
   );
+}
+
+const NO_USAGE: UsageObservation = { scopes: new Map(), units: new Map(), live: false };
+
+/** What the usage metrics show: each scope's activation outcome and the stale consumers by unit. */
+function usageSummaries(
+  observed: readonly ObservedScope[],
+  usage: UsageObservation,
+): Pick<CheckRun, "activations" | "staleConsumers"> {
+  const activations: ActivationSummary[] = [];
+  const staleConsumers: StaleConsumerSummary[] = [];
+  for (const o of observed) {
+    const u = usage.scopes.get(o.declared.scope);
+    if (u === undefined) continue;
+    const succeeded = activationSucceeded(u.activation);
+    if (succeeded !== null) activations.push({ scope: o.declared.scope, succeeded });
+    for (const s of findStaleConsumers(o.declared, u, usage))
+      staleConsumers.push({ scope: o.declared.scope, name: s.file.name, unit: s.consumer.unit });
+  }
+  return { activations, staleConsumers };
+}
+
+/** The running host's service manager; none under --root or where systemd does not run. */
+function liveServiceManager(fs: RootFs): ServiceManager | null {
+  if (fs.root !== "/") return null;
+  if (process.platform === "darwin") return new SystemServiceManager();
+  const booted = fs.lstat("/run/systemd/system");
+  return booted.state === "present" && booted.type === "directory" ? new SystemServiceManager() : null;
 }
 
 /** macOS' per-user temporary directory, which sops-nix uses for `%r`; only knowable on the live host. */

@@ -9,6 +9,7 @@ import { parseManifest } from "../core/manifest.js";
 import type { DeclaredScope, ScopeName } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
 import { relativeInGeneration } from "../core/placement.js";
+import { declarationFingerprint, type Fingerprint, fileKey } from "../core/usage.js";
 import { manifestsNamedBy } from "./discovery.js";
 import type { RootFs } from "./rootfs.js";
 
@@ -102,35 +103,45 @@ export class HistoryCache {
  * generation that declared it was garbage-collected or never was a profile (`nixos-rebuild test`, colmena).
  */
 export class DeclarationMemory {
-  private readonly last = new Map<
-    ScopeName,
-    { readonly manifestPath: string; readonly links: FormerLink[] }
-  >();
+  private readonly last = new Map<ScopeName, DeclaredScope>();
   private readonly former = new Map<ScopeName, FormerDeclaration[]>();
 
-  /** Records the current declarations; a scope whose manifest changed keeps its previous one as former. */
+  /**
+   * Records the current declarations; a scope whose manifest changed keeps its previous one as former. Only
+   * the newest former keeps fingerprints: the current scope is held anyway (the manifest cache shares it).
+   */
   update(scopes: readonly DeclaredScope[], now: Date = new Date()): void {
     for (const scope of scopes) {
       const before = this.last.get(scope.scope);
       if (before !== undefined && before.manifestPath !== scope.manifestPath) {
-        const list = this.former.get(scope.scope) ?? [];
-        list.unshift({
+        const older: FormerDeclaration[] = (this.former.get(scope.scope) ?? []).map(
+          ({ scope: s, generation, manifestPath, links }) => ({ scope: s, generation, manifestPath, links }),
+        );
+        older.unshift({
           scope: scope.scope,
           generation: `the generation the agent saw before the switch at ${now.toISOString()}`,
           manifestPath: before.manifestPath,
-          links: before.links,
+          links: linksOf(before),
+          fingerprints: fingerprintsOf(before),
         });
-        list.length = Math.min(list.length, MAX_FORMER_GENERATIONS);
-        this.former.set(scope.scope, list);
+        older.length = Math.min(older.length, MAX_FORMER_GENERATIONS);
+        this.former.set(scope.scope, older);
       }
-      if (before?.manifestPath !== scope.manifestPath)
-        this.last.set(scope.scope, { manifestPath: scope.manifestPath, links: linksOf(scope) });
+      this.last.set(scope.scope, scope);
     }
   }
 
   entries(): FormerDeclaration[] {
     return [...this.former.values()].flat();
   }
+}
+
+/** Each file's declaration fingerprint, by `kind:name`. */
+export function fingerprintsOf(scope: DeclaredScope): Map<string, Fingerprint> {
+  const map = new Map<string, Fingerprint>();
+  for (const f of scope.secrets) map.set(fileKey(f), declarationFingerprint(f));
+  for (const f of scope.templates) map.set(fileKey(f), declarationFingerprint(f));
+  return map;
 }
 
 /** Earlier declarations of the current scopes, newest first: what the agent remembers, then the profiles. */
@@ -222,6 +233,17 @@ function systemScopeOf(manifestPath: string): ScopeName {
 
 /** The links an earlier manifest declared, read with the current scope's context (`%r`, user); null if unreadable. */
 function readLinks(fs: RootFs, scope: DeclaredScope, manifestPath: string): FormerLink[] | null {
+  const former = readFormerScope(fs, scope, manifestPath);
+  // The earlier generation linked into *its* symlinkPath; a changed symlinkPath is compared as declared then.
+  return former === null ? null : linksOf(former);
+}
+
+/** An earlier manifest of a scope, parsed with the current scope's context (`%r`, user); null if unreadable. */
+export function readFormerScope(
+  fs: RootFs,
+  scope: DeclaredScope,
+  manifestPath: string,
+): DeclaredScope | null {
   const text = fs.readText(manifestPath, MAX_MANIFEST_BYTES);
   if (typeof text !== "string") return null;
   const parsed = parseManifest(text, {
@@ -231,9 +253,7 @@ function readLinks(fs: RootFs, scope: DeclaredScope, manifestPath: string): Form
     user: scope.user,
     runtimeDir: scope.runtimeDir,
   });
-  if (!parsed.ok) return null;
-  // The earlier generation linked into *its* symlinkPath; a changed symlinkPath is compared as declared then.
-  return linksOf(parsed.scope);
+  return parsed.ok ? parsed.scope : null;
 }
 
 /** The declared files of a scope that live outside its symlinkPath (the ones sops-install-secrets links). */

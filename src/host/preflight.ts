@@ -432,7 +432,8 @@ function fileHashes(fs: RootFs, scope: DeclaredScope): Map<string, string | null
   return out;
 }
 
-function hashOf(fs: RootFs, hostPath: string): string | null {
+/** sha256 (hex) of a file's bytes, as `builtins.hashFile "sha256"` gives it; null when it cannot be read. */
+export function hashOf(fs: RootFs, hostPath: string): string | null {
   const resolved = fs.resolve(hostPath);
   if (resolved.state !== "resolved" || resolved.facts.type !== "file" || resolved.facts.size > MAX_TEXT_BYTES)
     return null;
