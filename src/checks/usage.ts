@@ -241,7 +241,7 @@ export function checkHousekeeping(observed: ObservedScope, usage: ScopeUsage): P
       );
     }
   }
-  if (scope.gnupgHome !== null && usage.gnupgHome !== null && usage.gnupgHome.state === "absent") {
+  if (scope.gnupgHome !== undefined && usage.gnupgHome !== null && usage.gnupgHome.state === "absent") {
     problems.push(
       problem(
         "gnupg_home_missing",

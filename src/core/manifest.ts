@@ -119,7 +119,6 @@ function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemError
     templates,
     // Go's int field: absent or null leaves 0, which keeps every generation (pruneGenerations, main.go:793).
     keepGenerations: optionalInteger(doc, "keepGenerations", "keepGenerations") ?? 0,
-    gnupgHome: nonEmpty(optionalNullableString(doc, "gnupgHome", "gnupgHome")),
   };
 }
 
@@ -145,10 +144,6 @@ function items<T>(
     }
   }
   return parsed;
-}
-
-function nonEmpty(s: string | null | undefined): string | null {
-  return typeof s === "string" && s !== "" ? s : null;
 }
 
 /** An integer field, absent or null as undefined (json.Unmarshal into a Go int). */

@@ -111,8 +111,6 @@ export interface DeclaredScope {
   readonly templates: readonly DeclaredTemplate[];
   /** Generations sops-install-secrets keeps (pruneGenerations, main.go:792); 0 keeps all. */
   readonly keepGenerations: number;
-  /** The GnuPG home the manifest names, or null. */
-  readonly gnupgHome: string | null;
 }
 
 /** One passwd or group entry, as far as the checks need it. */

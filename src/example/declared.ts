@@ -63,7 +63,6 @@ export function declaredScope(
     keys: [],
     templates: [],
     keepGenerations: 1,
-    gnupgHome: null,
     ...fields,
     secrets,
   };

@@ -104,7 +104,9 @@ export function observeUsage(
       installedSeconds: installedSeconds(o),
       generations: generationsOf(fs, scope),
       gnupgHome:
-        scope.gnupgHome === null || !mayLook(fs, scope, scope.gnupgHome) ? null : fs.lstat(scope.gnupgHome),
+        scope.gnupgHome === undefined || !mayLook(fs, scope, scope.gnupgHome)
+          ? null
+          : fs.lstat(scope.gnupgHome),
       templateSources: templateSources(fs, scope),
       sopsFileHashes: sopsFileHashes(fs, scope, opts.cache, usedDigests),
       pending,
