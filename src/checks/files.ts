@@ -42,7 +42,9 @@ export function checkFiles(observed: ObservedScope, accounts: Accounts): Problem
       problems.push(
         at(
           "unreadable",
-          `The agent may not look at ${file.generationPath} (${f.errno}); run it as root or with CAP_DAC_READ_SEARCH.`,
+          observed.declared.user !== null
+            ? `${file.generationPath} is out of reach for ${observed.declared.user.name} (${f.errno}): the agent looks at a user's scope with that user's access only.`
+            : `The agent may not look at ${file.generationPath} (${f.errno}); run it as root or with CAP_DAC_READ_SEARCH.`,
           "warning",
         ),
       );

@@ -7,9 +7,9 @@ import { runFamilies } from "../checks/engine.js";
 import { CHECK_FAMILIES } from "../checks/registry.js";
 import { sopsFamily } from "../checks/sops.js";
 import { activationSucceeded, findStaleConsumers } from "../checks/usage.js";
-import { userHomes } from "../core/accounts.js";
+import { supplementaryGroups, userHomes } from "../core/accounts.js";
 import { NO_ORPHAN_OBSERVATION, type OrphanObservation } from "../core/history.js";
-import type { DeclaredScope } from "../core/model.js";
+import type { Accounts, DeclaredScope, PasswdEntry } from "../core/model.js";
 import type { ObservedScope } from "../core/observation.js";
 import { compareProblems, type Problem } from "../core/problems.js";
 import type {
@@ -78,8 +78,9 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
       : explicitManifestRefs(fs, [...opts.manifests], accounts, env, platform);
   const loaded = loadScopes(fs, refs, opts.manifestCache);
   const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
-  const observed = scopes.map((s) => observeScope(fs, s));
-  const host = observeHost(fs, accounts);
+  const viewOf = accountViews(fs, accounts);
+  const observed = scopes.map((s) => observeScope(viewOf.scope(s), s));
+  const host = observeHost(fs, accounts, viewOf.home);
   const leftovers = observeLeftovers(fs, opts, scopes, observed);
   const usageStarted = performance.now();
   let usage: UsageObservation = NO_USAGE;
@@ -103,7 +104,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   let sops: SopsObservation = { files: new Map(), identities: new Map(), keyrings: new Map() };
   let sopsRead: FamilyResult | null = null;
   try {
-    sops = cache.observe(fs, scopes);
+    sops = cache.observe(fs, scopes, viewOf.scope);
   } catch (err) {
     sopsRead = {
       family: "sops-read",
@@ -170,6 +171,40 @@ function observeLeftovers(
       ],
     };
   }
+}
+
+/**
+ * Readers with one account's access. A user's home-manager scope (its unit, manifest and links are hers
+ * to write) is observed with her access, as is a link in her home: the agent must not report on files
+ * she could not see herself (issue 9.5). System scopes and root's own keep the agent's access.
+ */
+function accountViews(
+  fs: RootFs,
+  accounts: Accounts,
+): { scope: (s: DeclaredScope) => RootFs; home: (home: string) => RootFs } {
+  const views = new Map<number, RootFs>();
+  let members: ReadonlyMap<string, readonly number[]> | null = null;
+  const view = (user: { readonly name: string; readonly uid: number; readonly gid: number }): RootFs => {
+    if (user.uid === 0) return fs;
+    let v = views.get(user.uid);
+    if (v === undefined) {
+      members ??= supplementaryGroups(accounts);
+      const gids = [user.gid, ...(members.get(user.name) ?? []).filter((g) => g !== user.gid)];
+      v = new RootFs(fs.root, { uid: user.uid, gids });
+      views.set(user.uid, v);
+    }
+    return v;
+  };
+  const homeOwners = new Map<string, PasswdEntry>();
+  for (const entry of accounts.users.values())
+    if (!homeOwners.has(entry.home)) homeOwners.set(entry.home, entry);
+  return {
+    scope: (s) => (s.user === null ? fs : view(s.user)),
+    home: (home) => {
+      const owner = homeOwners.get(home);
+      return owner === undefined ? fs : view({ name: owner.name, uid: owner.id, gid: owner.gid });
+    },
+  };
 }
 
 /** Extra key paths from the agent's config are checked with the system scope, at warning severity. */

@@ -23,6 +23,18 @@ import { oversizedAccounts } from "./accounts.js";
 import type { RootFs } from "./rootfs.js";
 
 const ABSENT: PathFacts = { state: "absent" };
+const REFUSED_NAME: PathFacts = { state: "inaccessible", errno: "EINVAL" };
+
+function isSymlink(facts: PathFacts): boolean {
+  return facts.state === "present" && facts.type === "symlink";
+}
+
+/** A relative name of plain components: no `..`, no leading `/`, no empty component. */
+function isContainedName(name: string): boolean {
+  return (
+    name !== "" && !name.startsWith("/") && name.split("/").every((c) => c !== "" && c !== "." && c !== "..")
+  );
+}
 /**
  * Rendered templates are scanned in chunks of this size (memory stays bounded whatever their size), up to
  * MAX_TEMPLATE_SCAN; a larger one is reported as too large, never passed as clean.
@@ -69,7 +81,14 @@ function observeFile(
 ): FileObservation {
   const rel = relativeInGeneration(declared);
   const generationPath = generationDir === null ? null : `${generationDir.host}/${rel}`;
-  const facts = generationDir === null ? ABSENT : fs.lstatUnder(generationDir.real, generationDir.host, rel);
+  // A user writes her own scope's manifest: a name that climbs out of the generation (`../../root/x`) or
+  // is absolute is refused, not looked up.
+  const facts =
+    generationDir === null
+      ? ABSENT
+      : scope.user !== null && !isContainedName(declared.name)
+        ? REFUSED_NAME
+        : fs.lstatUnder(generationDir.real, generationDir.host, rel);
   let unrenderedPlaceholder: boolean | null | "too-large" = null;
   if (
     declared.kind === "template" &&
@@ -77,7 +96,11 @@ function observeFile(
     facts.state === "present" &&
     facts.type === "file"
   ) {
-    unrenderedPlaceholder = scanTemplate(fs, generationPath, facts);
+    // A user scope's template is read only when the user owns it (home-manager renders it as her).
+    unrenderedPlaceholder =
+      scope.user !== null && facts.uid !== scope.user.uid
+        ? null
+        : scanTemplate(fs, generationPath, facts, scope.user?.uid);
     if (unrenderedPlaceholder === "too-large") {
       oversized.push({
         scope: scope.scope,
@@ -187,16 +210,19 @@ function splitPath(p: string): string[] {
 }
 
 /** Whether a rendered template holds a placeholder; null when it cannot be read. */
-function scanTemplate(fs: RootFs, generationPath: string, facts: PresentFacts): boolean | null | "too-large" {
+function scanTemplate(
+  fs: RootFs,
+  generationPath: string,
+  facts: PresentFacts,
+  ownerUid: number | undefined,
+): boolean | null | "too-large" {
   const scanner = new PlaceholderScanner();
   const read = fs.readChunks(
     generationPath,
     TEMPLATE_CHUNK,
     MAX_TEMPLATE_SCAN,
     (chunk, n) => scanner.push(chunk, n),
-    {
-      seen: facts,
-    },
+    ownerUid === undefined ? { seen: facts } : { seen: facts, ownerUid },
   );
   if (read === "too-large") return scanner.found ? true : "too-large";
   return read === "done" ? scanner.found : null;
@@ -242,14 +268,24 @@ function generationOf(fs: RootFs, scope: DeclaredScope, link: PathFacts): Genera
 }
 
 /** `id_infrastructure` links in the places the first user's setup puts them. */
-export function observeHost(fs: RootFs, accounts: Accounts): HostObservation {
-  const candidates = new Set<string>(["/root/id_infrastructure"]);
-  for (const home of userHomes(accounts)) candidates.add(path.posix.join(home, ".ssh/id_infrastructure"));
+export function observeHost(
+  fs: RootFs,
+  accounts: Accounts,
+  /** The view with a home's owner's access: a link in her home is followed only as far as she could. */
+  viewOfHome: (home: string) => RootFs = () => fs,
+): HostObservation {
+  const candidates = new Map<string, string | null>([["/root/id_infrastructure", null]]);
+  for (const home of userHomes(accounts))
+    candidates.set(path.posix.join(home, ".ssh/id_infrastructure"), home);
   const strayKeyLinks: StrayKeyLink[] = [];
-  for (const candidate of [...candidates].sort()) {
-    const facts = fs.lstat(candidate);
+  for (const candidate of [...candidates.keys()].sort()) {
+    // Most homes have no such link: only an existing one is looked at again with the owner's access.
+    if (!isSymlink(fs.lstat(candidate))) continue;
+    const home = candidates.get(candidate) ?? null;
+    const view = home === null ? fs : viewOfHome(home);
+    const facts = view.lstat(candidate);
     if (facts.state === "present" && facts.type === "symlink") {
-      strayKeyLinks.push({ path: candidate, facts, resolution: fs.resolve(candidate) });
+      strayKeyLinks.push({ path: candidate, facts, resolution: view.resolve(candidate) });
     }
   }
   const oversized = oversizedAccounts(accounts);

@@ -3,6 +3,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { type Credentials, permits, READ, SEARCH } from "../core/access.js";
 import type { FileType, PathFacts, PresentFacts, Resolution } from "../core/facts.js";
 
 const MAX_SYMLINK_HOPS = 40;
@@ -10,8 +11,16 @@ const MAX_SYMLINK_HOPS = 40;
 export class RootFs {
   readonly root: string;
 
-  constructor(root = "/") {
+  /**
+   * Set for a view with one account's access (a user's own home-manager scope): every path is walked
+   * with that account's search and read bits, so the agent never reports on a file the account could not
+   * see itself. The agent stays privileged; it just refuses to be the account's deputy.
+   */
+  readonly as: Credentials | null;
+
+  constructor(root = "/", as: Credentials | null = null) {
     this.root = path.resolve(root);
+    this.as = as;
   }
 
   /** The real path of a host path, without following any symlink. */
@@ -27,12 +36,14 @@ export class RootFs {
    * (an absolute link to /persist, say) on the running host.
    */
   lstat(hostPath: string): PathFacts {
-    if (this.root === "/") return this.lstatReal(this.real(hostPath));
+    if (this.root === "/" && this.as === null) return this.lstatReal(this.real(hostPath));
     const normal = path.posix.normalize(`/${hostPath}`);
     if (normal === "/") return this.lstatReal(this.root);
     const parent = this.resolveDir(path.posix.dirname(normal));
     if (parent.state === "inaccessible") return { state: "inaccessible", errno: parent.errno };
     if (parent.state !== "resolved" || parent.facts.type !== "directory") return ABSENT;
+    // Looking at an entry takes search permission on its directory.
+    if (this.as !== null && !permits(this.as, parent.facts, SEARCH)) return DENIED;
     return this.lstatReal(`${this.real(parent.path)}/${path.posix.basename(normal)}`);
   }
 
@@ -41,6 +52,7 @@ export class RootFs {
    * join per secret. A name with directories in it (`nginx/htpasswd`) or `..`/`.` takes the resolving way.
    */
   lstatUnder(realDir: string, hostDir: string, name: string): PathFacts {
+    if (this.as !== null) return this.lstat(`${hostDir}/${name}`);
     if (isPlainName(name)) return this.lstatReal(`${realDir}/${name}`);
     const slash = name.lastIndexOf("/");
     const sub = name.slice(0, slash);
@@ -108,12 +120,18 @@ export class RootFs {
     let current = "/";
     let hops = 0;
     let facts: PresentFacts = directoryFacts;
+    // With an account's access: the facts of `current`, whose search bit each step needs.
+    // The root directory counts as `/`, searchable by all (a mkdtemp'ed test tree is 0700).
+    let dir: PathFacts | null = this.as === null ? null : ROOT_DIR;
     while (pending.length > 0) {
       const part = pending.shift() as string;
       if (part === "..") {
         current = path.posix.dirname(current);
+        if (this.as !== null) dir = current === "/" ? ROOT_DIR : this.lstatReal(this.real(current));
         continue;
       }
+      if (this.as !== null && !(dir?.state === "present" && permits(this.as, dir, SEARCH)))
+        return { state: "inaccessible", path: current, errno: "EACCES" };
       const next = path.posix.join(current, part);
       // `current` is resolved already: look at the entry itself, never through a parent link.
       const seen = this.lstatReal(this.real(next));
@@ -123,12 +141,16 @@ export class RootFs {
         if (++hops > MAX_SYMLINK_HOPS) return { state: "loop", path: next };
         const target = seen.linkTarget;
         pending.unshift(...splitPath(target));
-        if (target.startsWith("/")) current = "/";
+        if (target.startsWith("/")) {
+          current = "/";
+          if (this.as !== null) dir = ROOT_DIR;
+        }
         continue;
       }
       if (pending.length > 0 && seen.type !== "directory") return { state: "absent", path: next };
       current = next;
       facts = seen;
+      dir = seen;
     }
     return { state: "resolved", path: current, facts };
   }
@@ -233,6 +255,13 @@ export class RootFs {
     expect: ReadExpectation,
     read: (fd: number, size: number) => T,
   ): T | { readonly error: string } {
+    if (this.as !== null) {
+      // The walk to it and its read bit, with the account's access: the same answer the account would get.
+      const seen = this.resolve(hostPath);
+      if (seen.state === "inaccessible") return { error: seen.errno };
+      if (seen.state !== "resolved") return { error: "ENOENT" };
+      if (!permits(this.as, seen.facts, READ, false)) return { error: "EACCES" };
+    }
     let fd: number | undefined;
     try {
       RootFs.beforeOpen?.(this.real(hostPath));
@@ -260,6 +289,7 @@ export class RootFs {
   readdir(hostPath: string): string[] {
     const resolved = this.resolve(hostPath);
     if (resolved.state !== "resolved") return [];
+    if (this.as !== null && !permits(this.as, resolved.facts, READ)) return [];
     try {
       return fs.readdirSync(this.real(resolved.path)).sort();
     } catch {
@@ -292,6 +322,17 @@ export interface ReadExpectation {
   readonly ownerUid?: number;
 }
 const ABSENT: PathFacts = { state: "absent" };
+const DENIED: PathFacts = { state: "inaccessible", errno: "EACCES" };
+const ROOT_DIR: PathFacts = {
+  state: "present",
+  type: "directory",
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  size: 0,
+  mtimeMs: 0,
+  ino: 0,
+};
 
 /** A relative path of plain names: no leading or trailing `/`, no `//`, no `.` or `..` segment. */
 const UNPLAIN = /^\/|\/$|\/\/|(^|\/)\.{1,2}(\/|$)/;

@@ -1,6 +1,7 @@
 // Reads the sops files the manifests name, through RootFs, and remembers each parse until the file
 // changes: an agent that checks every few seconds must not re-parse unchanged files.
 
+import { permits, READ } from "../core/access.js";
 import type { PresentFacts } from "../core/facts.js";
 import type { DeclaredScope, ScopeName, SecretFormat } from "../core/model.js";
 import type { HostRecipient, SopsFileSummary } from "../core/report.js";
@@ -25,11 +26,26 @@ export class SopsFileCache {
     return this.parses;
   }
 
-  observe(fs: RootFs, scopes: readonly DeclaredScope[]): SopsObservation {
+  /**
+   * `viewOf` gives the reader a scope's files are looked at with: a user's home-manager scope names its
+   * own sops files and keys, and the agent reads them only as far as that user could.
+   */
+  observe(
+    fs: RootFs,
+    scopes: readonly DeclaredScope[],
+    viewOf: (scope: DeclaredScope) => RootFs = () => fs,
+  ): SopsObservation {
     const wanted = formatsByFile(scopes);
     const next = new Map<string, CacheEntry>();
     const files = new Map<string, SopsFileObservation>();
+    const readers = readersByFile(scopes, viewOf);
     for (const [path, formats] of wanted) {
+      // Read with the agent's own access when a system scope names the file or one naming user can read it.
+      const reader = readers.get(path)?.find((r) => r === fs || canRead(r, path));
+      if (reader === undefined) {
+        files.set(path, { state: "unreadable", reason: "cannot be read by the scope's user (EACCES)" });
+        continue;
+      }
       const entry = this.entryFor(fs, path, formats);
       next.set(path, entry);
       files.set(path, entry.observation);
@@ -39,7 +55,7 @@ export class SopsFileCache {
     const identities = new Map<ScopeName, readonly HostRecipient[]>();
     const keyrings = new Map<ScopeName, ScopeKeyring>();
     for (const scope of scopes) {
-      const keyring = scopeKeyring(fs, scope);
+      const keyring = scopeKeyring(viewOf(scope), scope);
       keyrings.set(scope.scope, keyring);
       identities.set(scope.scope, keyringRecipients(scope.scope, keyring));
     }
@@ -103,6 +119,30 @@ export class SopsFileCache {
 function hasAll(parses: ReadonlyMap<SecretFormat, SopsParse>, formats: ReadonlySet<SecretFormat>): boolean {
   for (const f of formats) if (!parses.has(f)) return false;
   return true;
+}
+
+function readersByFile(
+  scopes: readonly DeclaredScope[],
+  viewOf: (scope: DeclaredScope) => RootFs,
+): Map<string, RootFs[]> {
+  const out = new Map<string, RootFs[]>();
+  for (const scope of scopes) {
+    const view = viewOf(scope);
+    for (const secret of scope.secrets) {
+      const readers = out.get(secret.sopsFile);
+      if (readers === undefined) out.set(secret.sopsFile, [view]);
+      else if (!readers.includes(view)) readers.push(view);
+    }
+  }
+  return out;
+}
+
+/** Whether a view's account can reach and read the file (the view's resolve walks with its access). */
+function canRead(view: RootFs, path: string): boolean {
+  const resolved = view.resolve(path);
+  // Absent as far as the account can see: reported as absent, which the account could tell itself.
+  if (resolved.state === "absent" || resolved.state === "loop") return true;
+  return resolved.state === "resolved" && (view.as === null || permits(view.as, resolved.facts, READ, false));
 }
 
 function formatsByFile(scopes: readonly DeclaredScope[]): Map<string, Set<SecretFormat>> {
