@@ -8,6 +8,7 @@ import { runFamilies } from "../src/checks/engine.js";
 import type { CheckFamily } from "../src/checks/family.js";
 import { checkFiles } from "../src/checks/files.js";
 import { formatStatus, PLAIN } from "../src/cli/format.js";
+import { formatPreflight } from "../src/cli/preflight.js";
 import { PlaceholderScanner } from "../src/core/placeholder.js";
 import type { Problem } from "../src/core/problems.js";
 import { buildStatus } from "../src/core/status.js";
@@ -186,5 +187,37 @@ describe("templates of any size", () => {
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(10_000);
     expect(read(10_000)).toBe("done");
     expect(read(9_999)).toBe("too-large");
+  });
+});
+
+describe("many changes in a preflight", () => {
+  it("prints a switch that adds 200,000 secrets (no spread into push)", () => {
+    const changes = Array.from({ length: 200_000 }, (_, i) => ({
+      change: "added" as const,
+      kind: "secret" as const,
+      name: `s${i}`,
+    }));
+    const scope = {
+      scope: "system" as const,
+      manifest: "/nix/store/x-manifest.json",
+      via: "activate",
+      secrets: 200_000,
+      templates: 0,
+      changes,
+      runningManifest: null,
+    };
+    const text = formatPreflight(
+      {
+        host: "h",
+        generation: null,
+        accounts: "/etc/passwd",
+        scopes: [scope],
+        droppedScopes: [scope],
+        problems: [],
+        safe: true,
+      },
+      null,
+    );
+    expect(text.split("\n").filter((l) => l.includes("+ secret s199999"))).toHaveLength(2);
   });
 });

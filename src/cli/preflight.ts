@@ -86,10 +86,11 @@ export function formatPreflight(report: PreflightReport, overrideHint: string | 
   if (report.scopes.length === 0 && report.droppedScopes.length === 0) {
     lines.push("  no sops-nix manifest in it: nothing to check.");
   }
-  for (const scope of report.scopes) lines.push(...scopeLines(scope));
+  // Line by line: spreading a list of 125k+ changes into push() throws RangeError.
+  for (const scope of report.scopes) for (const line of scopeLines(scope)) lines.push(line);
   for (const scope of report.droppedScopes) {
     lines.push(`  scope ${scope.scope}: dropped by the new generation (was ${scope.manifest})`);
-    lines.push(...changeLines(scope.changes ?? []));
+    for (const line of changeLines(scope.changes ?? [])) lines.push(line);
   }
   lines.push(`  owners and groups resolved in ${report.accounts}`);
   if (report.problems.length > 0) {
