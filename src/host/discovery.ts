@@ -207,7 +207,7 @@ function decodeXmlEntities(text: string): string {
 
 const XML_ENTITIES: Record<string, string> = { quot: '"', amp: "&", apos: "'", lt: "<", gt: ">" };
 
-function manifestPathsIn(text: string): string[] {
+export function manifestPathsIn(text: string): string[] {
   return unique(Array.from(text.matchAll(MANIFEST), (m) => m[0]));
 }
 

@@ -19,6 +19,7 @@ import {
   type UsageObservation,
   unitKey,
 } from "../core/usage.js";
+import { manifestPathsIn } from "./discovery.js";
 import { fingerprintsOf, readFormerScope } from "./history.js";
 import { hashOf } from "./preflight.js";
 import type { RootFs } from "./rootfs.js";
@@ -57,6 +58,17 @@ export class UsageCache {
     return hit;
   }
 
+  private activate: { readonly key: string; readonly manifests: ReadonlySet<string> } | null = null;
+
+  /** @internal The manifests the current system's activate script names, read again only when it changes. */
+  activated(fs: RootFs): ReadonlySet<string> {
+    const r = fs.resolve(ACTIVATE);
+    if (r.state !== "resolved" || r.facts.type !== "file") return new Set();
+    const key = `${fs.root}\0${r.path}\0${r.facts.size}\0${r.facts.mtimeMs}\0${r.facts.ino}`;
+    if (this.activate?.key !== key) this.activate = { key, manifests: readActivated(fs, r.path) };
+    return this.activate.manifests;
+  }
+
   /** @internal */
   keep(previous: Map<string, PreviousDeclaration | null>, digests: Map<string, string | null>): void {
     this.previous = previous;
@@ -78,7 +90,7 @@ export function observeUsage(
 ): UsageObservation {
   const usedPrevious = new Map<string, PreviousDeclaration | null>();
   const usedDigests = new Map<string, string | null>();
-  const activateText = readActivate(fs);
+  const activated = opts.cache.activated(fs);
   const switchedSeconds = symlinkSeconds(fs, CURRENT_SYSTEM);
   const wanted = new Map<Manager, Set<string>>();
   const want = (manager: Manager, unit: string) => {
@@ -96,7 +108,7 @@ export function observeUsage(
     const discovered = discoverConsumers(fs, scope, manager, opts.cache);
     for (const list of discovered.values()) for (const c of list) want(c.manager, c.unit);
     for (const f of [...scope.secrets, ...scope.templates]) for (const u of f.restartUnits) want(manager, u);
-    const pending = pendingActivation(fs, o, activateText, switchedSeconds);
+    const pending = pendingActivation(fs, o, activated, switchedSeconds);
     if (pending?.kind === "unit") want(pending.manager, pending.unit);
     partial.set(scope.scope, {
       discovered,
@@ -139,7 +151,7 @@ type PendingActivation =
 function pendingActivation(
   fs: RootFs,
   o: ObservedScope,
-  activateText: string | null,
+  activated: ReadonlySet<string>,
   switchedSeconds: number | null,
 ): PendingActivation {
   const scope = o.declared;
@@ -162,8 +174,7 @@ function pendingActivation(
   if (unitFile.state === "resolved") return { kind: "unit", manager: "system", unit };
   // Classic activation: the activate script runs sops-install-secrets on this very manifest.
   const generation = o.generation?.resolution;
-  if (activateText === null || !activateText.includes(scope.manifestPath) || switchedSeconds === null)
-    return null;
+  if (!activated.has(scope.manifestPath) || switchedSeconds === null) return null;
   if (generation?.state !== "resolved") return null;
   return { kind: "classic", switchedSeconds, generationSeconds: generation.facts.mtimeMs / 1000 };
 }
@@ -192,9 +203,10 @@ function settle(
   }
 }
 
-function readActivate(fs: RootFs): string | null {
-  const text = fs.readText(ACTIVATE, MAX_ACTIVATE_BYTES);
-  return typeof text === "string" ? text : null;
+/** The manifests /run/current-system/activate hands to sops-install-secrets (classic activation). */
+function readActivated(fs: RootFs, resolvedPath: string): ReadonlySet<string> {
+  const text = fs.readText(resolvedPath, MAX_ACTIVATE_BYTES);
+  return typeof text === "string" ? new Set(manifestPathsIn(text)) : new Set();
 }
 
 /** The mtime of a symlink itself: when it was last pointed somewhere (`ln -sfn` makes a new link). */
