@@ -158,6 +158,13 @@ export class Agent {
   }
 
   private async rebind(listen: ListenAddress, web: WebConfig, sameAddress: boolean): Promise<void> {
+    this.log.info(
+      {
+        event: "server_restarted",
+        reason: sameAddress ? "TLS on/off or client certificate policy changed" : "listen address changed",
+      },
+      "starting a new HTTP server for the reloaded configuration",
+    );
     const next = this.newServer(web);
     // The same port cannot be bound twice: close the old server first then.
     if (sameAddress) await this.server?.close();

@@ -11,7 +11,13 @@ import { BasicAuth } from "./basic-auth.js";
 import { formatListen, type ListenAddress } from "./config.js";
 import type { Logger } from "./logger.js";
 import { statusBody } from "./status-body.js";
-import { clientCertAllowed, NO_WEB_CONFIG, tlsOptions, type WebConfig } from "./web-config.js";
+import {
+  clientCertAllowed,
+  NO_WEB_CONFIG,
+  tlsNeedsNewServer,
+  tlsOptions,
+  type WebConfig,
+} from "./web-config.js";
 
 export interface HttpSource {
   /** True once the first full check has been published. */
@@ -74,11 +80,12 @@ export class AgentServer {
   }
 
   /**
-   * Applies a new web config. Auth, headers and certificates change in place; switching TLS on or off
-   * needs a new server: returns false then, and the caller restarts the server.
+   * Applies a new web config. Auth, headers and certificates change in place; switching TLS on or off, or
+   * changing the client-certificate policy, needs a new server: returns false then, and the caller
+   * restarts the server.
    */
   setWebConfig(web: WebConfig): boolean {
-    if ((web.tls === null) !== (this.web.tls === null)) return false;
+    if (tlsNeedsNewServer(this.web.tls, web.tls)) return false;
     if (web.tls !== null && this.server instanceof https.Server)
       this.server.setSecureContext(tlsOptions(web.tls, this.opts.webConfigFile ?? ""));
     this.web = web;

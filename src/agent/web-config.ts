@@ -2,8 +2,10 @@
 // TLS (with client certificates), extra response headers, basic auth with bcrypt hashes, rate limiting.
 // Parsing is pure; `loadWebConfig` reads the file and the certificates it names.
 
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
+import { createSecureContext } from "node:tls";
 import { errnoOf } from "../host/rootfs.js";
 import {
   booleanValue,
@@ -282,9 +284,62 @@ export function loadWebConfig(file: string): WebConfig {
     throw new ConfigError(file, 1, `cannot read the web config file (${errnoOf(err)})`);
   }
   const config = parseWebConfig(text, file);
-  // Read the certificates now, so a bad file is reported at load or reload, not at the first TLS handshake.
-  if (config.tls !== null) tlsOptions(config.tls, file);
+  // Load the certificates now, as the server will, so a bad or mismatched file is reported by --check-config
+  // and at load or reload, not at the first TLS handshake.
+  if (config.tls !== null) checkTlsMaterial(config.tls, tlsOptions(config.tls, file), file);
   return config;
+}
+
+/** Throws a ConfigError naming the file when a certificate or key cannot be used, or the two do not match. */
+function checkTlsMaterial(
+  tls: TlsServerConfig,
+  opts: ReturnType<typeof tlsOptions>,
+  webConfigFile: string,
+): void {
+  const fail = (message: string) => new ConfigError(webConfigFile, 1, message);
+  const reason = (err: unknown) =>
+    err instanceof Error ? err.message.replace(/^error:[0-9A-F]+:/, "") : "unknown";
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(opts.cert);
+  } catch (err) {
+    throw fail(`cannot use ${pemName(tls.cert, "cert")} as the server certificate (${reason(err)})`);
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(opts.key);
+  } catch (err) {
+    throw fail(`cannot use ${pemName(tls.key, "key")} as the server key (${reason(err)})`);
+  }
+  if (!cert.checkPrivateKey(key))
+    throw fail(
+      `${pemName(tls.cert, "cert")} and ${pemName(tls.key, "key")} do not match: the key is not the certificate's`,
+    );
+  if (opts.ca !== undefined && tls.clientCa !== null)
+    try {
+      new X509Certificate(opts.ca);
+    } catch (err) {
+      throw fail(`cannot use ${pemName(tls.clientCa, "client_ca")} as the client CA (${reason(err)})`);
+    }
+  // Whatever else the server would refuse (a cipher or curve list this OpenSSL lacks).
+  try {
+    createSecureContext(opts);
+  } catch (err) {
+    throw fail(`the TLS settings cannot be used (${reason(err)})`);
+  }
+}
+
+function pemName(p: Pem, inlineKey: string): string {
+  return "file" in p ? p.file : `the inline ${inlineKey}`;
+}
+
+/**
+ * Whether going from one TLS config to the other needs a new server: the client-certificate policy is a
+ * property of the listening server (requestCert, rejectUnauthorized), which setSecureContext does not change.
+ */
+export function tlsNeedsNewServer(from: TlsServerConfig | null, to: TlsServerConfig | null): boolean {
+  if (from === null || to === null) return from !== to;
+  return from.clientAuthType !== to.clientAuthType;
 }
 
 /** Options for `https.createServer` / `setSecureContext`. Throws a ConfigError when a file cannot be read. */
