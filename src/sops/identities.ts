@@ -29,7 +29,14 @@ import type { RootFs } from "../host/rootfs.js";
 import { ed25519PublicToAge } from "./age.js";
 import { type IdentityFileParse, parseIdentityFile } from "./identity-file.js";
 import type { HeldIdentity } from "./readiness.js";
-import { ed25519KeyOfBlob, inspectSshPrivateKey, parseSshPublicKey, type SshPrivateKey } from "./ssh-key.js";
+import {
+  ed25519KeyOfBlob,
+  inspectOpenSshHeader,
+  inspectSshPrivateKey,
+  OPENSSH_HEADER_BYTES,
+  parseSshPublicKey,
+  type SshPrivateKey,
+} from "./ssh-key.js";
 
 /** Key files are tiny; a larger file is not a key and is not read further. */
 const MAX_KEY_BYTES = 64 * 1024;
@@ -189,6 +196,8 @@ function convertedSshSource(fs: RootFs, keyPath: string): KeySource {
   const resolved = fs.resolve(keyPath);
   if (resolved.state === "absent" || resolved.state === "loop")
     return { ...base, status: { state: "absent" }, identities: [] };
+  const fromPublicHalf = publicHalfFirst(fs, keyPath, resolved);
+  if (fromPublicHalf !== null) return { ...base, ...fromPublicHalf };
   const text = read(fs, keyPath);
   if (typeof text !== "string") {
     if (text.error === "ENOENT") return { ...base, status: { state: "absent" }, identities: [] };
@@ -234,6 +243,38 @@ function convertedSshSource(fs: RootFs, keyPath: string): KeySource {
   const ed = key.publicKey === null ? null : ed25519KeyOfBlob(key.publicKey);
   if (ed === null) return invalid("a malformed ed25519 key");
   return { ...base, status: { state: "usable" }, identities: [x25519(ed, keyPath)] };
+}
+
+/**
+ * Least privilege (issue 9.11): with an ed25519 `.pub` beside the key, only the private key's clear header
+ * is read (OPENSSH_HEADER_BYTES: whether a passphrase protects it, and its public key, which must be the
+ * `.pub`'s), never its secret part. Null when that does not decide: no usable `.pub`, a header that is not
+ * OpenSSH's, or a `.pub` that is not this key's; the whole key is read then, as before.
+ */
+function publicHalfFirst(
+  fs: RootFs,
+  keyPath: string,
+  resolved: ReturnType<RootFs["resolve"]>,
+): Pick<KeySource, "status" | "identities"> | null {
+  if (resolved.state !== "resolved" || resolved.facts.type !== "file") return null;
+  const pub = fromPub(fs, keyPath);
+  const ed = pub?.keyType === "ssh-ed25519" ? ed25519KeyOfBlob(pub.publicKey) : null;
+  if (pub === null || ed === null) return null;
+  const head = fs.readPrefix(resolved.path, OPENSSH_HEADER_BYTES);
+  // Unreadable: the same answer as when the whole key cannot be read (below), from the .pub.
+  if ("error" in head) return null;
+  const key = inspectOpenSshHeader(head.text);
+  if (key.state !== "key" || key.publicKey !== pub.publicKey) return null;
+  if (key.passphrase)
+    return {
+      status: {
+        state: "invalid",
+        line: null,
+        reason: "passphrase-protected: sops-install-secrets converts it without a passphrase, which fails",
+      },
+      identities: [],
+    };
+  return { status: { state: "usable" }, identities: [x25519(ed, keyPath)] };
 }
 
 function x25519(ed: Uint8Array, source: string): HeldIdentity {

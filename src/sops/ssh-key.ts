@@ -35,6 +35,26 @@ export function inspectSshPrivateKey(text: string): SshPrivateKey {
   return { state: "not-a-key", reason: "not an ssh private key" };
 }
 
+/**
+ * How much of an OpenSSH ed25519 private key file holds its clear header (OpenSSH PROTOCOL.key: magic,
+ * cipher, kdf, kdf options, key count, public key): 94 decoded bytes unencrypted, 126 with a passphrase
+ * (bcrypt salt and rounds). 232 file bytes decode to 144; an unencrypted key's secret seed starts at
+ * decoded byte 161 (after the private section's length, check integers, key type and public key).
+ */
+export const OPENSSH_HEADER_BYTES = 232;
+
+/**
+ * An OpenSSH private key inspected from the first OPENSSH_HEADER_BYTES of its file only, so the secret part
+ * is never read. "not-a-key" when those bytes are not an OpenSSH key's header or do not hold its public key
+ * whole (RSA keys: their public key is longer): the caller then reads the whole file.
+ */
+export function inspectOpenSshHeader(prefix: string): SshPrivateKey {
+  const m = /^-----BEGIN OPENSSH PRIVATE KEY-----\r?\n([A-Za-z0-9+/\s]*)/.exec(prefix);
+  if (m?.[1] === undefined) return { state: "not-a-key", reason: "not an OpenSSH private key" };
+  const b64 = m[1].replace(/\s+/g, "");
+  return inspectOpenSsh(b64.slice(0, b64.length - (b64.length % 4)));
+}
+
 function inspectOpenSsh(body: string): SshPrivateKey {
   let bytes: Uint8Array;
   try {
