@@ -69,9 +69,12 @@ in
         Restart = "on-failure";
         RestartSec = "5s";
         TimeoutStopSec = "10s";
+        # A ceiling far above use (see deploy/systemd/sops-agent.service and BENCHMARKS.md).
+        MemoryMax = "512M";
 
-        # See deploy/systemd/sops-agent.service for why: a throwaway user that may read and search
-        # any file (secrets owned by other users, 0400 templates, key metadata) and nothing else.
+        # See deploy/systemd/sops-agent.service for why and what exactly is read: a throwaway user that
+        # may read and search any file (secrets owned by other users, 0400 templates, public halves of
+        # keys, the age key file) and nothing else.
         DynamicUser = true;
         AmbientCapabilities = [ "CAP_DAC_READ_SEARCH" ];
         CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
@@ -85,6 +88,11 @@ in
         ProtectSystem = "strict";
         # read-only, not "yes": home-manager scopes live under /home and /run/user.
         ProtectHome = "read-only";
+        # Password hashes are no business of a health check.
+        InaccessiblePaths = [
+          "-/etc/shadow"
+          "-/etc/gshadow"
+        ];
         PrivateTmp = true;
         PrivateMounts = true;
         PrivateDevices = true;
@@ -97,10 +105,12 @@ in
         ProtectControlGroups = true;
         ProtectClock = true;
         ProtectHostname = true;
-        # PrivateUsers would map every file owner to nobody; MemoryDenyWriteExecute crashes V8.
+        # PrivateUsers would map every file owner to nobody; MemoryDenyWriteExecute aborts V8 at its first
+        # baseline compile on default flags (checked under prctl PR_SET_MDWE, the same rule).
         PrivateUsers = false;
         MemoryDenyWriteExecute = false;
 
+        # Internet sockets to serve Prometheus; AF_UNIX for the local status socket `sops-agent status` asks.
         RestrictAddressFamilies = [
           "AF_INET"
           "AF_INET6"
