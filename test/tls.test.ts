@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as https from "node:https";
 import * as path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { EXIT } from "../src/cli/exit.js";
 import { ensureBuilt, type RunningAgent, startAgent, waitFor } from "./helpers/agent.js";
 import { runCli } from "./helpers/cli.js";
 import { cleanupRoots, healthyHost, tempRoot } from "./helpers/host.js";
@@ -31,7 +32,7 @@ describe("--check-config", () => {
     const tls = makeTlsMaterial(requireTool(ctx, "openssl"), dir);
     const bad = webConfig(dir, [`cert_file: ${tls.serverCert}`, `key_file: ${tls.otherKey}`]);
     const r = await runCli(["run", "--check-config", "--web.config.file", bad]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(EXIT.configInvalid);
     expect(r.stdout).toBe("");
     expect(r.stderr).toContain(bad);
     expect(r.stderr).toContain(`${tls.serverCert} and ${tls.otherKey} do not match`);
@@ -43,7 +44,7 @@ describe("--check-config", () => {
     // A key where the certificate belongs: readable, but no certificate.
     const bad = webConfig(dir, [`cert_file: ${tls.serverKey}`, `key_file: ${tls.serverKey}`]);
     const r = await runCli(["run", "--check-config", "--web.config.file", bad]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(EXIT.configInvalid);
     expect(r.stderr).toContain(`${bad}:1: cannot use ${tls.serverKey} as the server certificate`);
   });
 
