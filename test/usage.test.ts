@@ -22,6 +22,7 @@ import {
   currentManifest,
   currentSystemGeneration,
   formerManifest,
+  homeManagerGeneration,
   type ManifestJson,
   systemGeneration,
 } from "./helpers/generations.js";
@@ -219,6 +220,38 @@ describe("consumer_stale", () => {
         .map((p) => /^(\S+) has been running/.exec(p.message)?.[1])
         .sort(),
     ).toEqual(["api.service", "app.service", "cred.service", "web.service"]);
+  });
+});
+
+describe("consumer_stale in a user's own scope", () => {
+  /** alice's gh-token changed since her previous home-manager generation; x.service is her unit. */
+  function aliceRotated(): HostLayout {
+    const host = healthyHost();
+    const before = formerManifest(host, "user:alice", "alice-before", (m) => {
+      secretOf(m, "gh-token").key = "old-gh-token";
+    });
+    homeManagerGeneration(host, "alice", 1, before, "/home/alice/.local/state/nix/profiles");
+    return host;
+  }
+  const unit = "[Service]\nEnvironmentFile=/home/alice/.config/sops-nix/secrets/gh-token\n";
+
+  it("names her stale unit, found through her unit files", () => {
+    const host = aliceRotated();
+    host.writeFile("/home/alice/.config/systemd/user/x.service", unit, 0o644, 1000, 100);
+    const installed = generationSeconds(host, "user:alice");
+    const run = check(host, { units: { "x.service": { since: installed - 600 } }, calls: [] });
+    const stale = codes(run, "consumer_stale");
+    expect(stale.map((p) => [p.scope, p.subject])).toEqual([["user:alice", "gh-token"]]);
+    expect(stale[0]?.message).toContain("systemctl --user restart x.service (as alice)");
+  });
+
+  it("never reads a unit file she could not read herself through a link in her unit directory", () => {
+    const host = aliceRotated();
+    host.writeFile("/root/units/x.service", unit, 0o600);
+    host.symlink("/home/alice/.config/systemd/user/x.service", "/root/units/x.service");
+    const installed = generationSeconds(host, "user:alice");
+    const run = check(host, { units: { "x.service": { since: installed - 600 } }, calls: [] });
+    expect(codes(run, "consumer_stale")).toEqual([]);
   });
 });
 

@@ -30,6 +30,7 @@ import {
   type HistoryCache,
   observeOrphans,
   readFormerDeclarations,
+  type ScopeView,
 } from "./history.js";
 import { loadScopes, type ManifestCache } from "./load-scopes.js";
 import { observeHost, observeScope } from "./observe.js";
@@ -81,7 +82,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   const viewOf = accountViews(fs, accounts);
   const observed = scopes.map((s) => observeScope(viewOf.scope(s), s));
   const host = observeHost(fs, accounts, viewOf.home);
-  const leftovers = observeLeftovers(fs, opts, scopes, observed);
+  const leftovers = observeLeftovers(fs, opts, scopes, observed, viewOf.scope);
   const usageStarted = performance.now();
   let usage: UsageObservation = NO_USAGE;
   let usageRead: FamilyResult | null = null;
@@ -89,6 +90,7 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
     usage = observeUsage(fs, observed, leftovers.orphans.former, {
       cache: opts.usageCache ?? new UsageCache(),
       services: opts.services === undefined ? liveServiceManager(fs) : opts.services,
+      viewOf: viewOf.scope,
     });
   } catch (err) {
     usageRead = {
@@ -149,15 +151,16 @@ function observeLeftovers(
   opts: CheckHostOptions,
   scopes: readonly DeclaredScope[],
   observed: Parameters<typeof observeOrphans>[1],
+  viewOf: ScopeView,
 ): { readonly orphans: OrphanObservation; readonly failed: FamilyResult[] } {
   const started = performance.now();
   try {
     opts.memory?.update(scopes);
     const former =
       opts.manifests === null
-        ? readFormerDeclarations(fs, scopes, opts.historyCache, opts.memory)
+        ? readFormerDeclarations(fs, scopes, opts.historyCache, opts.memory, viewOf)
         : (opts.memory?.entries() ?? []);
-    return { orphans: observeOrphans(fs, observed, former), failed: [] };
+    return { orphans: observeOrphans(fs, observed, former, viewOf), failed: [] };
   } catch (err) {
     return {
       orphans: NO_ORPHAN_OBSERVATION,

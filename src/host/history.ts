@@ -38,6 +38,9 @@ const HOME_MANAGER_ENTRIES: readonly Entry[] = [
   { rel: "LaunchAgents/org.nix-community.home.sops-nix.plist", followScripts: true },
 ];
 
+/** The file system as a scope's account sees it: the agent's own for system scopes, the user's for hers. */
+export type ScopeView = (scope: DeclaredScope) => RootFs;
+
 interface Entry {
   readonly rel: string;
   readonly followScripts: boolean;
@@ -150,6 +153,7 @@ export function readFormerDeclarations(
   scopes: readonly DeclaredScope[],
   cache: HistoryCache = new HistoryCache(),
   memory?: DeclarationMemory,
+  viewOf: ScopeView = () => fs,
 ): FormerDeclaration[] {
   const current = new Set(scopes.map((s) => s.manifestPath));
   const byScope = new Map(scopes.map((s) => [s.scope, s]));
@@ -157,12 +161,14 @@ export function readFormerDeclarations(
   const seen = new Set(out.map((f) => `${f.scope}\0${f.manifestPath}`));
   const usedGenerations = new Map<string, readonly string[]>();
   const usedLinks = new Map<string, readonly FormerLink[] | null>();
-  for (const generation of profileGenerations(fs, scopes)) {
-    const top = fs.resolve(generation.link);
+  for (const generation of profileGenerations(fs, scopes, viewOf)) {
+    // A home-manager profile is the user's to write: it is read with her access, never the agent's.
+    const gfs = generation.owner === "system" ? fs : viewOf(generation.owner);
+    const top = gfs.resolve(generation.link);
     if (top.state !== "resolved") continue;
     const manifests = cache.generation(
       `${top.path}\0${generation.entries.map((e) => e.rel).join(",")}`,
-      () => generation.entries.flatMap((e) => manifestsNamedBy(fs, `${top.path}/${e.rel}`, e.followScripts)),
+      () => generation.entries.flatMap((e) => manifestsNamedBy(gfs, `${top.path}/${e.rel}`, e.followScripts)),
       usedGenerations,
     );
     for (const manifestPath of manifests) {
@@ -173,7 +179,7 @@ export function readFormerDeclarations(
       seen.add(`${scope.scope}\0${manifestPath}`);
       const links = cache.links(
         `${scope.scope}\0${manifestPath}`,
-        () => readLinks(fs, scope, manifestPath),
+        () => readLinks(gfs, scope, manifestPath),
         usedLinks,
       );
       if (links !== null && links.length > 0)
@@ -185,7 +191,11 @@ export function readFormerDeclarations(
 }
 
 /** The profile generations that may hold earlier declarations of the current scopes, newest first per profile. */
-function profileGenerations(fs: RootFs, scopes: readonly DeclaredScope[]): ProfileGeneration[] {
+function profileGenerations(
+  fs: RootFs,
+  scopes: readonly DeclaredScope[],
+  viewOf: ScopeView,
+): ProfileGeneration[] {
   const out: ProfileGeneration[] = [];
   if (scopes.some((s) => s.user === null)) {
     for (const { link, number } of numberedLinks(fs, SYSTEM_PROFILES, "system"))
@@ -205,7 +215,7 @@ function profileGenerations(fs: RootFs, scopes: readonly DeclaredScope[]): Profi
       path.posix.join(scope.user.home, ".local/state/nix/profiles"),
     ];
     for (const dir of dirs)
-      for (const { link, number } of numberedLinks(fs, dir, "home-manager"))
+      for (const { link, number } of numberedLinks(viewOf(scope), dir, "home-manager"))
         out.push({
           link,
           label: `home-manager generation ${number} (${link})`,
@@ -276,6 +286,7 @@ export function observeOrphans(
   fs: RootFs,
   observed: readonly ObservedScope[],
   former: readonly FormerDeclaration[],
+  viewOf: ScopeView = () => fs,
 ): OrphanObservation {
   const byScope = new Map(observed.map((o) => [o.declared.scope, o]));
   const linkFacts = new Map<string, ReturnType<RootFs["lstat"]>>();
@@ -284,7 +295,7 @@ export function observeOrphans(
     if (scope === undefined) continue;
     for (const link of declaration.links) {
       if (linkFacts.has(link.path)) continue;
-      const facts = fs.lstat(link.path);
+      const facts = viewOf(scope).lstat(link.path);
       if (scope.user !== null && (facts.state !== "present" || facts.uid !== scope.user.uid)) continue;
       linkFacts.set(link.path, facts);
     }
@@ -294,7 +305,7 @@ export function observeOrphans(
     const dir = o.generation?.resolution;
     if (dir?.state !== "resolved" || dir.facts.type !== "directory") continue;
     if (o.declared.user !== null && dir.facts.uid !== o.declared.user.uid) continue;
-    const files = listFiles(fs, dir.path, o.declared);
+    const files = listFiles(viewOf(o.declared), dir.path, o.declared);
     if (files !== null) generationFiles.set(o.declared.scope, files);
   }
   return { former, linkFacts, generationFiles };

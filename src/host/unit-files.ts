@@ -93,7 +93,8 @@ function pathsOf(
   const resolved = fs.resolve(file);
   if (resolved.state !== "resolved" || resolved.facts.type !== "file") return EMPTY;
   const f = resolved.facts;
-  const key = `${resolved.path}\0${f.size}\0${f.mtimeMs}\0${f.ino}`;
+  // Who reads is part of the key: a user's view must not be answered from what the agent read.
+  const key = `${fs.as?.uid ?? "agent"}\0${resolved.path}\0${f.size}\0${f.mtimeMs}\0${f.ino}`;
   return cache.get(key, () => readUnitPaths(fs, resolved.path), used);
 }
 

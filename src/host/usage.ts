@@ -20,6 +20,7 @@ import {
   unitKey,
 } from "../core/usage.js";
 import { manifestPathsIn } from "./discovery.js";
+import type { ScopeView } from "./history.js";
 import { fingerprintsOf, readFormerScope } from "./history.js";
 import { hashOf } from "./preflight.js";
 import type { RootFs } from "./rootfs.js";
@@ -77,6 +78,8 @@ export class UsageCache {
 }
 
 export interface UsageOptions {
+  /** How each scope's account sees the file system: a user's scope is observed with her access. */
+  readonly viewOf?: ScopeView;
   readonly cache: UsageCache;
   /** The live host's service manager; null under --root, where only relations are known. */
   readonly services: ServiceManager | null;
@@ -104,8 +107,9 @@ export function observeUsage(
   >();
   for (const o of observed) {
     const scope = o.declared;
+    const sfs = opts.viewOf?.(scope) ?? fs;
     const manager: Manager = scope.user === null ? "system" : `user:${scope.user.name}`;
-    const discovered = discoverConsumers(fs, scope, manager, opts.cache);
+    const discovered = discoverConsumers(sfs, scope, manager, opts.cache);
     for (const list of discovered.values()) for (const c of list) want(c.manager, c.unit);
     for (const f of [...scope.secrets, ...scope.templates]) for (const u of f.restartUnits) want(manager, u);
     const pending = pendingActivation(fs, o, activated, switchedSeconds);
@@ -114,13 +118,13 @@ export function observeUsage(
       discovered,
       previous: previousOf(fs, scope, former, opts.cache, usedPrevious),
       installedSeconds: installedSeconds(o),
-      generations: generationsOf(fs, scope),
+      generations: generationsOf(sfs, scope),
       gnupgHome:
         scope.gnupgHome === undefined || !mayLook(fs, scope, scope.gnupgHome)
           ? null
           : fs.lstat(scope.gnupgHome),
-      templateSources: templateSources(fs, scope),
-      sopsFileHashes: sopsFileHashes(fs, scope, opts.cache, usedDigests),
+      templateSources: templateSources(sfs, scope),
+      sopsFileHashes: sopsFileHashes(sfs, scope, opts.cache, usedDigests),
       pending,
     });
   }
@@ -331,7 +335,7 @@ function sopsFileHashes(
       continue;
     }
     const f = r.facts;
-    const key = `${r.path}\0${f.size}\0${f.mtimeMs}\0${f.ino}`;
+    const key = `${fs.as?.uid ?? "agent"}\0${r.path}\0${f.size}\0${f.mtimeMs}\0${f.ino}`;
     out.set(
       s.sopsFile,
       cache.digestOf(key, () => hashOf(fs, r.path), used),
