@@ -19,6 +19,9 @@ const MAX_EXPOSURE = 1.6;
 
 /** The metric names sops-agent exports (README contract), plus Prometheus' own `up`. */
 const CONTRACT_METRICS = new Set([
+  "sops_activation_success",
+  "sops_consumer_stale",
+  "sops_orphans",
   "sops_secret_ok",
   "sops_secret_info",
   "sops_secret_modified_timestamp_seconds",
