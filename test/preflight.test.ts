@@ -505,3 +505,84 @@ describe("the pure rules", () => {
     });
   });
 });
+
+describe("preflight agrees with status once a generation is installed", () => {
+  // The same manifest, judged twice: before the switch by preflight (--manifest), after it by status.
+  // On the decryption-readiness codes the two must agree, code by code and severity by severity.
+  const READINESS = /^(host_not_recipient|recipient_unverifiable|key_|sops_)/;
+
+  it.each([
+    ["host not a recipient", [OTHER_RECIPIENT], [] as string[], "host_not_recipient:critical"],
+    [
+      "a dangling home-manager key beside a good one",
+      [TEST_AGE_RECIPIENT],
+      ["/root/.ssh/id_infrastructure"],
+      "key_dangling:warning",
+    ],
+    ["healthy", [TEST_AGE_RECIPIENT], [] as string[], null],
+  ])("%s", async (_name, recipients, sshKeys, expected) => {
+    const { makeHost } = await import("./helpers/host.js");
+    const host = makeHost({
+      system: {
+        ageKeyFile: KEY,
+        ageSshKeyPaths: sshKeys,
+        recipients,
+        secrets: [{ name: "db-password", value: "PLANTED-db-password-7f3a", mode: "0400" }],
+      },
+    });
+    host.writeFile(
+      KEY,
+      fs.readFileSync(new URL("./fixtures/sops-nix/test-assets/age-keys.txt", import.meta.url)),
+      0o600,
+    );
+    for (const k of sshKeys)
+      host.symlink(k, "/nix/store/00000000000000000000000000000003-home-manager-files/.ssh/x");
+    const manifest = host.scopes.get("system")?.manifestPath ?? "";
+    const status = JSON.parse(
+      (await runCli(["status", "--root", host.root, "--json"])).stdout,
+    ) as PreflightJson;
+    const pre = await runCli(["preflight", "--root", host.root, "--json", "--manifest", manifest]);
+    const predicted = JSON.parse(pre.stdout) as PreflightJson;
+    const readiness = (r: PreflightJson) =>
+      [
+        ...new Set(r.problems.filter((p) => READINESS.test(p.code)).map((p) => `${p.code}:${p.severity}`)),
+      ].sort();
+    expect(readiness(predicted)).toEqual(readiness(status));
+    if (expected === null) expect(readiness(status)).toEqual([]);
+    else expect(readiness(status)).toContain(expected);
+    expect(pre.code).toBe(readiness(status).some((c) => c.endsWith(":critical")) ? 1 : 0);
+  });
+});
+
+describe("one set of discovery rules", () => {
+  it.each(["classic", "systemd"] as const)(
+    "%s activation: a generation's manifests are the ones discovery finds once it is the running system",
+    async (activation) => {
+      const { tempRoot } = await import("./helpers/host.js");
+      const { emptyAccounts } = await import("../src/core/accounts.js");
+      const { RootFs } = await import("../src/host/rootfs.js");
+      const { discoverGenerationManifests, discoverManifests } = await import("../src/host/discovery.js");
+      const root = tempRoot();
+      const file = sopsFile(root, "s.yaml", ["a"], [TEST_AGE_RECIPIENT]);
+      const top = buildGeneration(root, {
+        name: `rules-${activation}`,
+        activation,
+        system: { ageKeyFile: KEY, secrets: [{ name: "a", sopsFile: file }] },
+        forUsers: { ageKeyFile: KEY, secrets: [{ name: "a", sopsFile: file }] },
+      });
+      const env = { uid: 0, xdgRuntimeDir: undefined, darwinUserTempDir: () => null };
+      const rootFs = new RootFs(root);
+      const before = discoverGenerationManifests(rootFs, { path: top, kind: "nixos" }, emptyAccounts(), env);
+      expect(before.map((r) => r.scope)).toEqual(["for-users", "system"]);
+      expect(discoverManifests(rootFs, emptyAccounts(), env)).toEqual([]);
+      // The switch, as far as discovery sees it: /run/current-system and /etc/systemd/system follow the toplevel.
+      fs.mkdirSync(`${root}/run`, { recursive: true });
+      fs.symlinkSync(top, `${root}/run/current-system`);
+      fs.mkdirSync(`${root}/etc/systemd`, { recursive: true });
+      if (fs.existsSync(`${root}${top}/etc/systemd/system`))
+        fs.symlinkSync(`${top}/etc/systemd/system`, `${root}/etc/systemd/system`);
+      const after = discoverManifests(rootFs, emptyAccounts(), env);
+      expect(after.map((r) => [r.scope, r.path])).toEqual(before.map((r) => [r.scope, r.path]));
+    },
+  );
+});

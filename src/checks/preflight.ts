@@ -12,7 +12,10 @@ import { problem } from "./common.js";
 export type Activation =
   /** A snippet of the activate script: runs in stage 2 before systemd mounts anything (setupSecrets). */
   | "activation-script"
-  /** sops-install-secrets.service: after local-fs.target, RequiresMountsFor its keys (sops-nix default.nix:470-491). */
+  /**
+   * sops-install-secrets(-for-users).service: RequiresMountsFor its keys, so systemd mounts them first
+   * (sops-nix 56b2406 modules/sops/default.nix:470-491, modules/sops/secrets-for-users/default.nix:49-54).
+   */
   | "systemd-unit"
   /** home-manager and nix-darwin scopes: run after the system is up; no boot rule applies. */
   | "late";
