@@ -8,6 +8,7 @@ import {
   ENC_TYPES,
   type EncType,
   lookupKey,
+  MAX_DEPTH,
   MAX_INPUT_BYTES,
   parseSopsFile,
   recipientCounts,
@@ -265,6 +266,14 @@ describe("bad and hostile input", () => {
     ],
   ] as const)("refuses deep %s", (_name, text, format) => {
     expect(reasonOf(parseSopsFile(text, format))).toMatch(/nested|deep/);
+  });
+
+  it("refuses compact block sequences nested 50,000 deep every time, before the yaml package sees them", () => {
+    // The yaml package's parser aborted Node on the third parse of this text in one process (V8's regexp
+    // compiler out of memory): refused by the pre-scan, it can be parsed any number of times.
+    const text = `a:\n  ${"- ".repeat(50_000)}x\n`;
+    for (let i = 0; i < 5; i++)
+      expect(reasonOf(parseSopsFile(text, "yaml"))).toBe(`file is nested deeper than ${MAX_DEPTH} levels`);
   });
 
   it("never puts a value into a reason", () => {
