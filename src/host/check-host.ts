@@ -82,61 +82,38 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   const viewOf = accountViews(fs, accounts);
   const observed = scopes.map((s) => observeScope(viewOf.scope(s), s));
   const host = observeHost(fs, accounts, viewOf.home);
-  const leftovers = observeLeftovers(fs, opts, scopes, observed, viewOf.scope);
-  const usageStarted = performance.now();
-  let usage: UsageObservation = NO_USAGE;
-  let usageRead: FamilyResult | null = null;
-  try {
-    usage = observeUsage(fs, observed, leftovers.orphans.former, {
+  // The observations beyond the declared files run isolated, like the check families: one that throws is
+  // reported as a failed family (the run is then incomplete) and the others still run.
+  const leftovers = isolated("history-read", NO_ORPHAN_OBSERVATION, () =>
+    observeLeftovers(fs, opts, scopes, observed, viewOf.scope),
+  );
+  const usage = isolated("usage-read", NO_USAGE, () =>
+    observeUsage(fs, observed, leftovers.value.former, {
       cache: opts.usageCache ?? new UsageCache(),
       services: opts.services === undefined ? liveServiceManager(fs) : opts.services,
       viewOf: viewOf.scope,
-    });
-  } catch (err) {
-    usageRead = {
-      family: "usage-read",
-      ok: false,
-      durationSeconds: (performance.now() - usageStarted) / 1000,
-      error: err instanceof Error ? err.message : "unknown error",
-    };
-  }
-
-  const sopsStarted = performance.now();
+    }),
+  );
   const cache = opts.sopsCache ?? new SopsFileCache();
-  let sops: SopsObservation = { files: new Map(), identities: new Map(), keyrings: new Map() };
-  let sopsRead: FamilyResult | null = null;
-  try {
-    sops = cache.observe(fs, scopes, viewOf.scope);
-  } catch (err) {
-    sopsRead = {
-      family: "sops-read",
-      ok: false,
-      durationSeconds: (performance.now() - sopsStarted) / 1000,
-      error: err instanceof Error ? err.message : "unknown error",
-    };
-  }
+  const sops = isolated("sops-read", NO_SOPS, () => cache.observe(fs, scopes, viewOf.scope));
   const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], {
     scopes: observed,
     host,
-    sops,
-    orphans: leftovers.orphans,
-    usage,
+    sops: sops.value,
+    orphans: leftovers.value,
+    usage: usage.value,
   });
   const problems: Problem[] = [...loaded.problems, ...engine.problems].sort(compareProblems);
-  const recipients: HostRecipient[] = [...sops.identities.values()].flat();
-  const families = [
-    ...engine.families,
-    ...(sopsRead === null ? [] : [sopsRead]),
-    ...leftovers.failed,
-    ...(usageRead === null ? [] : [usageRead]),
-  ];
+  const recipients: HostRecipient[] = [...sops.value.identities.values()].flat();
+  const families = [...engine.families];
+  for (const read of [sops, leftovers, usage]) if (read.failed !== null) families.push(read.failed);
   return {
     document: buildStatus(observed, problems, recipients, families),
     families,
     observed,
-    sopsFiles: sopsFileSummaries(scopes, sops),
+    sopsFiles: sopsFileSummaries(scopes, sops.value),
     homes: userHomes(accounts),
-    ...usageSummaries(observed, usage),
+    ...usageSummaries(observed, usage.value),
     startedAt,
     durationSeconds: (performance.now() - started) / 1000,
   };
@@ -152,26 +129,33 @@ function observeLeftovers(
   scopes: readonly DeclaredScope[],
   observed: Parameters<typeof observeOrphans>[1],
   viewOf: ScopeView,
-): { readonly orphans: OrphanObservation; readonly failed: FamilyResult[] } {
+): OrphanObservation {
+  opts.memory?.update(scopes);
+  const former =
+    opts.manifests === null
+      ? readFormerDeclarations(fs, scopes, opts.historyCache, opts.memory, viewOf)
+      : (opts.memory?.entries() ?? []);
+  return observeOrphans(fs, observed, former, viewOf);
+}
+
+/** Runs one observation; a throw gives the fallback and a failed family result named `family`. */
+function isolated<T>(
+  family: string,
+  fallback: T,
+  observe: () => T,
+): { readonly value: T; readonly failed: FamilyResult | null } {
   const started = performance.now();
   try {
-    opts.memory?.update(scopes);
-    const former =
-      opts.manifests === null
-        ? readFormerDeclarations(fs, scopes, opts.historyCache, opts.memory, viewOf)
-        : (opts.memory?.entries() ?? []);
-    return { orphans: observeOrphans(fs, observed, former, viewOf), failed: [] };
+    return { value: observe(), failed: null };
   } catch (err) {
     return {
-      orphans: NO_ORPHAN_OBSERVATION,
-      failed: [
-        {
-          family: "history-read",
-          ok: false,
-          durationSeconds: (performance.now() - started) / 1000,
-          error: err instanceof Error ? err.message : "unknown error",
-        },
-      ],
+      value: fallback,
+      failed: {
+        family,
+        ok: false,
+        durationSeconds: (performance.now() - started) / 1000,
+        error: err instanceof Error ? err.message : "unknown error",
+      },
     };
   }
 }
@@ -229,6 +213,7 @@ function withExtraKeys(scopes: DeclaredScope[], extra: readonly string[]): Decla
 }
 
 const NO_USAGE: UsageObservation = { scopes: new Map(), units: new Map(), live: false };
+const NO_SOPS: SopsObservation = { files: new Map(), identities: new Map(), keyrings: new Map() };
 
 /** What the usage metrics show: each scope's activation outcome and the stale consumers by unit. */
 function usageSummaries(
