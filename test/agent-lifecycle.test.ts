@@ -4,7 +4,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { generationSwitches, keepRun } from "../src/agent/agent.js";
+import { keepRun } from "../src/agent/agent.js";
+import { generationSwitches, problemEvents, switchMessage } from "../src/agent/events.js";
 import { layoutHost } from "../src/example/layout.js";
 import { checkHost } from "../src/host/check-host.js";
 import { ensureBuilt, type RunningAgent, startReadyAgent, waitFor } from "./helpers/agent.js";
@@ -44,25 +45,79 @@ const sample = (text: string, series: string): number | undefined => {
 };
 
 describe("deploy events", () => {
-  it("name the secrets added, removed and changed between two generations", () => {
+  it("say what the declaration changed between two generations, never by inode or mtime", () => {
     const root = tempRoot();
-    const before = layoutHost(root, { system: { secrets: [{ name: "a" }, { name: "b" }] } });
+    const before = layoutHost(root, {
+      system: {
+        secrets: [{ name: "a" }, { name: "b", sopsFile: "one" }, { name: "c", mode: "0400" }],
+        templates: [{ name: "t", rendered: "x = 1\n" }],
+      },
+    });
     const prev = checkHost({ root, manifests: null, env: {} });
-    // The next deploy: a new manifest content and generation 2, as sops-install-secrets writes them.
-    const after = layoutHost(root, { system: { generation: 2, secrets: [{ name: "b" }, { name: "c" }] } });
+    // The next deploy: a new manifest and generation 2, every file written fresh, as sops-install-secrets does.
+    const after = layoutHost(root, {
+      system: {
+        generation: 2,
+        secrets: [{ name: "b", sopsFile: "two" }, { name: "c", mode: "0440" }, { name: "d" }],
+        templates: [{ name: "t", rendered: "x = 2\n" }],
+      },
+    });
     fs.rmSync(before.real("/run/secrets.d/1"), { recursive: true });
     const next = checkHost({ root: after.root, manifests: null, env: {} });
-    const events = generationSwitches(keepRun(prev), next);
+    const events = generationSwitches(keepRun(prev).scopes, next);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({
-      event: "generation_switch",
+    const event = events[0];
+    expect(event).toMatchObject({ event: "generation_switch", scope: "system", generation: 2, previous: 1 });
+    expect(event?.changes).toEqual([
+      { change: "removed", kind: "secret", name: "a" },
+      { change: "rekeyed", kind: "secret", name: "b", fields: ["sopsFile"] },
+      { change: "access", kind: "secret", name: "c", fields: ["mode"] },
+      { change: "added", kind: "secret", name: "d" },
+    ]);
+    expect(event === undefined ? "" : switchMessage(event)).toBe(
+      "system switched to generation 2 (from 1): secret a removed; secret b re-keyed (sopsFile); secret c mode changed; secret d added",
+    );
+  });
+
+  it("a problem appears once and clears once, by scope, subject and code", () => {
+    const problem = {
+      code: "missing",
+      severity: "critical",
       scope: "system",
-      generation: 2,
-      previous: 1,
-      added: ["c"],
-      removed: ["a"],
-      changed: ["b"],
-    });
+      subject: "db-password",
+      path: "/run/secrets.d/1/db-password",
+      message: "m",
+    } as const;
+    const other = { ...problem, subject: "api-token" };
+    expect(problemEvents(null, [problem])).toEqual([
+      {
+        event: "problem_appeared",
+        code: "missing",
+        severity: "critical",
+        scope: "system",
+        subject: "db-password",
+      },
+    ]);
+    // The same problem with another message (a new generation number in it) is not new.
+    expect(
+      problemEvents([problem], [{ ...problem, message: "n", path: "/run/secrets.d/2/db-password" }]),
+    ).toEqual([]);
+    expect(problemEvents([problem], [other])).toEqual([
+      {
+        event: "problem_appeared",
+        code: "missing",
+        severity: "critical",
+        scope: "system",
+        subject: "api-token",
+      },
+      {
+        event: "problem_cleared",
+        code: "missing",
+        severity: "critical",
+        scope: "system",
+        subject: "db-password",
+      },
+    ]);
   });
 
   it("are logged by the running agent with the check right after, and counted in the metrics", async () => {
@@ -74,8 +129,9 @@ describe("deploy events", () => {
       async () => agent.logs.find((l) => l.event === "generation_switch" && l.scope === "system"),
       (e) => e !== undefined,
     ).catch(withLogs(agent));
-    expect(event).toMatchObject({ generation: 2, previous: 1, added: [], removed: [], healthy: true });
-    expect(event?.changed).toEqual(expect.arrayContaining(["db-password", "nginx/htpasswd", "api-token"]));
+    // Every file was written fresh, but the declaration did not change: nothing to report.
+    expect(event).toMatchObject({ generation: 2, previous: 1, changes: [], healthy: true });
+    expect(event?.msg).toBe("system switched to generation 2 (from 1): no declared change");
     const metrics = await waitFor(
       "generation metric",
       () => agent.metrics(),
@@ -83,6 +139,48 @@ describe("deploy events", () => {
     );
     expect(sample(metrics, 'sops_generation_switches_total{scope="system"}')).toBe(1);
     expect(sample(metrics, 'sops_healthy{scope="system"}')).toBe(1);
+  });
+});
+
+describe("problem events", () => {
+  it("log one line when a problem appears and one when it clears", async () => {
+    const host = healthyHost();
+    const agent = await start(host.root);
+    const file = host.real("/run/secrets.d/1/db-password");
+    // Away from the generation (a file left inside it would be an orphan, a problem of its own).
+    const away = path.join(host.root, "db-password.away");
+    fs.renameSync(file, away);
+    const appeared = await waitFor(
+      "problem_appeared",
+      async () => agent.logs.filter((l) => l.event === "problem_appeared"),
+      (ls) => ls.length > 0,
+    ).catch(withLogs(agent));
+    fs.renameSync(away, file);
+    const cleared = await waitFor(
+      "problem_cleared",
+      async () => agent.logs.filter((l) => l.event === "problem_cleared"),
+      (ls) => ls.length > 0,
+    ).catch(withLogs(agent));
+    expect(appeared).toEqual([
+      expect.objectContaining({
+        level: "warn",
+        code: "missing",
+        scope: "system",
+        subject: "db-password",
+        msg: "problem appeared: missing system db-password",
+      }),
+    ]);
+    expect(cleared).toEqual([
+      expect.objectContaining({
+        level: "info",
+        code: "missing",
+        scope: "system",
+        subject: "db-password",
+        msg: "problem cleared: missing system db-password",
+      }),
+    ]);
+    // ISO-8601 time, as exporters write it.
+    expect(appeared[0]?.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 });
 

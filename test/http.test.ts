@@ -62,6 +62,9 @@ describe("AgentServer", () => {
     const landing = await (await fetch(`${base}/`)).text();
     expect(landing).toContain('<a href="/metrics">');
     expect(landing).toContain("9.9.9");
+    // HTML, not Markdown: no backticks left for a browser to show.
+    expect(landing).not.toContain("`");
+    expect(landing).toContain("<code>sops-agent status --json</code>");
   });
 
   it("asks for basic auth and takes the right password only", async () => {
@@ -197,8 +200,13 @@ describe("AgentServer", () => {
       });
     expect(await get({ ca })).toBe(200);
     await expect(get({})).rejects.toThrow(/self[- ]signed/);
-    // Plain HTTP against the TLS port is not served.
-    await expect(fetch(`${base.replace("https:", "http:")}/healthz`)).rejects.toThrow();
+    // Plain HTTP against the TLS port is not served: a clear 400, as Go exporters answer, not a dropped
+    // connection.
+    const plain = await fetch(`${base.replace("https:", "http:")}/healthz`);
+    expect(plain.status).toBe(400);
+    expect(await plain.text()).toBe("Client sent an HTTP request to an HTTPS server.\n");
+    // The TLS port still serves TLS afterwards.
+    expect(await get({ ca })).toBe(200);
   });
 });
 

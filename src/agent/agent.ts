@@ -1,11 +1,10 @@
 // The agent's imperative shell: holds the config, runs checks off the scrape path (at start, on debounced
 // watch events, on the cron schedule, on reload), publishes each result whole, and logs deploy events.
-// What a publish means and how a switch is told apart are pure functions below, tested on their own.
+// What a publish means is a pure function below; what a switch changed and which problems came and went
+// are told apart in events.ts, tested on their own.
 
 import { type Logger as CronLogger, type ScheduledTask, schedule } from "node-cron";
-import type { DeclaredFile, ScopeName } from "../core/model.js";
-import type { ObservedScope } from "../core/observation.js";
-import { relativeInGeneration } from "../core/placement.js";
+import type { ScopeName } from "../core/model.js";
 import type { CheckRun, StatusDocument } from "../core/report.js";
 import { type CheckHostOptions, checkHost } from "../host/check-host.js";
 import { DeclarationMemory, HistoryCache } from "../host/history.js";
@@ -14,6 +13,7 @@ import { RootFs } from "../host/rootfs.js";
 import { UsageCache } from "../host/usage.js";
 import { SopsFileCache } from "../sops/reader.js";
 import { type AgentConfig, formatListen, type ListenAddress } from "./config.js";
+import { generationSwitches, logEvents, problemEvents, type ScopeBefore } from "./events.js";
 import { AgentServer } from "./http.js";
 import type { Logger } from "./logger.js";
 import { AgentMetrics, type GenerationSwitches, type PublishedState } from "./metrics.js";
@@ -34,18 +34,6 @@ export interface AgentOptions {
   readonly processMetrics?: boolean;
   readonly debounceMs?: number;
   readonly now?: () => number;
-}
-
-export interface GenerationSwitchEvent {
-  readonly event: "generation_switch";
-  readonly scope: ScopeName;
-  readonly generation: number;
-  readonly previous: number | null;
-  readonly added: readonly string[];
-  readonly removed: readonly string[];
-  readonly changed: readonly string[];
-  readonly healthy: boolean;
-  readonly problems: readonly string[];
 }
 
 export class Agent {
@@ -285,13 +273,12 @@ export class Agent {
   private async publish(run: CheckRun): Promise<void> {
     const prev = this.published;
     const now = (this.opts.now ?? Date.now)() / 1000;
-    if (prev !== null) {
-      for (const event of generationSwitches(prev, run)) {
-        const sw = this.switches.get(event.scope) ?? { count: 0, lastSeconds: null };
-        this.switches.set(event.scope, { count: sw.count + 1, lastSeconds: now });
-        this.log.info(event, `${event.scope} switched to generation ${event.generation}`);
-      }
+    const switches = prev === null ? [] : generationSwitches(prev.scopes, run);
+    for (const event of switches) {
+      const sw = this.switches.get(event.scope) ?? { count: 0, lastSeconds: null };
+      this.switches.set(event.scope, { count: sw.count + 1, lastSeconds: now });
     }
+    logEvents(this.log, switches, problemEvents(prev?.document.problems ?? null, run.document.problems));
     const state: PublishedState = { run, switches: new Map(this.switches) };
     // Metrics first, then the pointer: /metrics and /status move to the new state together.
     await this.metrics.publish(state);
@@ -356,96 +343,23 @@ export function tornScopes(
 
 /**
  * What the agent keeps of a published run until the next one: the document /status serves, and per scope
- * what the next deploy event is told apart by. The full run (an observation per file) is dropped: at 10,000
- * secrets it held ~2 MB more, for the whole time between checks.
+ * its generation and declaration (shared with the manifest cache), which the next deploy event is told
+ * apart by. The full run (an observation per file) is dropped: at 10,000 secrets it held ~2 MB more, for
+ * the whole time between checks.
  */
 export interface KeptRun {
   readonly document: StatusDocument;
-  readonly scopes: ReadonlyMap<ScopeName, ScopeStamps>;
-}
-
-/** A scope's generation and the (size, mtime, inode) of each file seen in it. */
-export interface ScopeStamps {
-  readonly generation: number | null;
-  /** The observed files, in order; shared with the manifest cache. */
-  readonly files: readonly DeclaredFile[];
-  /** size, mtimeMs, ino of files[i] at 3i…3i+2; size is NaN when the file was not present. */
-  readonly stamps: Float64Array;
+  readonly scopes: ReadonlyMap<ScopeName, ScopeBefore>;
 }
 
 export function keepRun(run: CheckRun): KeptRun {
   return {
     document: run.document,
-    scopes: new Map(run.observed.map((s) => [s.declared.scope, scopeStamps(s)] as const)),
+    scopes: new Map(
+      run.observed.map(
+        (s) =>
+          [s.declared.scope, { generation: s.generation?.number ?? null, declared: s.declared }] as const,
+      ),
+    ),
   };
-}
-
-function scopeStamps(scope: ObservedScope): ScopeStamps {
-  const stamps = new Float64Array(scope.files.length * 3);
-  scope.files.forEach((f, i) => {
-    const present = f.facts.state === "present";
-    stamps[3 * i] = present ? f.facts.size : Number.NaN;
-    stamps[3 * i + 1] = present ? f.facts.mtimeMs : 0;
-    stamps[3 * i + 2] = present ? f.facts.ino : 0;
-  });
-  return { generation: scope.generation?.number ?? null, files: scope.files.map((f) => f.declared), stamps };
-}
-
-/** The deploy events between two published runs: scopes whose generation number changed. Pure. */
-export function generationSwitches(prev: KeptRun, next: CheckRun): GenerationSwitchEvent[] {
-  const events: GenerationSwitchEvent[] = [];
-  for (const scope of next.observed) {
-    const name = scope.declared.scope;
-    const generation = scope.generation?.number ?? null;
-    const old = prev.scopes.get(name);
-    const previous = old?.generation ?? null;
-    if (generation === null || generation === previous) continue;
-    const diff = diffFiles(old ?? null, scopeStamps(scope));
-    const problems = next.document.problems.filter((p) => p.scope === name);
-    events.push({
-      event: "generation_switch",
-      scope: name,
-      generation,
-      previous,
-      ...diff,
-      healthy: !problems.some((p) => p.severity === "critical"),
-      problems: [...new Set(problems.map((p) => p.code))].sort(),
-    });
-  }
-  return events;
-}
-
-interface FileStamp {
-  readonly size: number;
-  readonly mtimeMs: number;
-  readonly ino: number;
-}
-
-/** Names added, removed and changed (by size, mtime and inode — never by content). Templates as `rendered/<name>`. */
-function diffFiles(
-  old: ScopeStamps | null,
-  next: ScopeStamps,
-): { added: string[]; removed: string[]; changed: string[] } {
-  const stamps = (s: ScopeStamps | null) => {
-    const m = new Map<string, FileStamp>();
-    s?.files.forEach((d, i) => {
-      const size = s.stamps[3 * i] ?? Number.NaN;
-      if (Number.isNaN(size)) return;
-      const name = relativeInGeneration(d);
-      m.set(name, { size, mtimeMs: s.stamps[3 * i + 1] ?? 0, ino: s.stamps[3 * i + 2] ?? 0 });
-    });
-    return m;
-  };
-  const a = stamps(old);
-  const b = stamps(next);
-  const added = [...b.keys()].filter((n) => !a.has(n)).sort();
-  const removed = [...a.keys()].filter((n) => !b.has(n)).sort();
-  const changed = [...b.entries()]
-    .filter(([n, s]) => {
-      const o = a.get(n);
-      return o !== undefined && (o.size !== s.size || o.mtimeMs !== s.mtimeMs || o.ino !== s.ino);
-    })
-    .map(([n]) => n)
-    .sort();
-  return { added, removed, changed };
 }

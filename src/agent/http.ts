@@ -10,6 +10,7 @@ import type { StatusDocument } from "../core/report.js";
 import { BasicAuth } from "./basic-auth.js";
 import { formatListen, type ListenAddress } from "./config.js";
 import type { Logger } from "./logger.js";
+import { answerPlainHttp } from "./plain-http.js";
 import { statusBody } from "./status-body.js";
 import {
   clientCertAllowed,
@@ -122,6 +123,7 @@ export class AgentServer {
         ? http.createServer(handler)
         : https.createServer(tlsOptions(this.web.tls, this.opts.webConfigFile ?? ""), handler);
     if (server instanceof https.Server) {
+      server.on("tlsClientError", answerPlainHttp);
       // Policies that Node's handshake cannot express (any certificate, verify if given, allowed SANs).
       server.on("secureConnection", (socket: TLSSocket) => {
         const tls = this.web.tls;
@@ -255,7 +257,7 @@ export function acceptsGzip(header: string | undefined): boolean {
 function landingPage(version: string): string {
   const links = [
     ["/metrics", "Metrics"],
-    ["/status", "Status (JSON, as `sops-agent status --json`)"],
+    ["/status", "Status (JSON, as <code>sops-agent status --json</code>)"],
     ["/healthz", "Health"],
     ["/readyz", "Readiness (ready after the first full check)"],
   ]
