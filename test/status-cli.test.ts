@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StatusDocument } from "../src/core/report.js";
 import { runCli } from "./helpers/cli.js";
@@ -86,6 +87,28 @@ describe("sops-agent status", () => {
       (await runCli(["status", "--root", host.root], { isTTY: true, env: { NO_COLOR: "1" } })).stdout,
     ).not.toMatch(ANSI);
     expect((await runCli(["status", "--root", host.root], { isTTY: false })).stdout).not.toMatch(ANSI);
+  });
+
+  it("--config reads the agent's config, so status checks what the agent checks", async () => {
+    const host = healthyHost();
+    const config = path.join(host.root, "agent.yaml");
+    fs.writeFileSync(config, "extra_key_paths: [/root/id_infrastructure]\n");
+    const without = await runCli(["status", "--root", host.root, "--json"]);
+    const docWithout = JSON.parse(without.stdout) as StatusDocument;
+    expect(docWithout.problems.filter((p) => p.path === "/root/id_infrastructure")).toEqual([]);
+    const withConfig = await runCli(["status", "--root", host.root, "--config", config, "--json"]);
+    const doc = JSON.parse(withConfig.stdout) as StatusDocument;
+    expect(doc.problems).toContainEqual(
+      expect.objectContaining({ code: "key_missing", path: "/root/id_infrastructure" }),
+    );
+    // The config's root is used when --root is not given.
+    fs.writeFileSync(config, `root: ${host.root}\n`);
+    const rooted = await runCli(["status", "--config", config, "--json"]);
+    expect((JSON.parse(rooted.stdout) as StatusDocument).scopes.map((s) => s.scope).sort()).toEqual([
+      "for-users",
+      "system",
+      "user:alice",
+    ]);
   });
 
   it("checks only the manifests given with --manifest", async () => {
