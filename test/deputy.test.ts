@@ -50,11 +50,17 @@ function attack() {
   return host;
 }
 
+/**
+ * What of root's file shows in a /metrics or /status text: its mode, group or mtime as a label, a JSON value
+ * or a word of a message. Whole tokens only: a duration such as 0.00640… or 4242.1 is not root's mode or group.
+ */
 function leaks(text: string): string[] {
   const found: string[] = [];
-  if (text.includes(String(ROOT_MTIME))) found.push("root's mtime");
-  if (text.includes("0640")) found.push("root's mode");
-  if (text.includes(String(ROOT_GID))) found.push("root's group");
+  const tokens = new Set(text.split(/[^0-9.]+/));
+  if ([...tokens].some((t) => Number(t) === ROOT_MTIME || Number(t) === ROOT_MTIME * 1000))
+    found.push("root's mtime");
+  if (tokens.has("0640")) found.push("root's mode");
+  if (tokens.has(String(ROOT_GID))) found.push("root's group");
   return found;
 }
 
