@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ed25519 } from "@noble/curves/ed25519.js";
+import { ed25519, x25519 } from "@noble/curves/ed25519.js";
 import { base64, bech32 } from "@scure/base";
 import fc from "fast-check";
 import { afterAll, describe, expect, it, type TestContext } from "vitest";
@@ -196,5 +196,18 @@ describe("cross-checks with real tools", () => {
       );
     }
     expect(recipients(ageFromIdentityFile(lines.join("\n")))).toEqual(expected);
+  });
+});
+
+describe("X25519 by node:crypto", () => {
+  it("derives the same recipient as @noble/curves from any age secret key", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (scalar) => {
+        const line = bech32.encode("age-secret-key-", bech32.toWords(scalar), false).toUpperCase();
+        const want = bech32.encode("age", bech32.toWords(x25519.getPublicKey(scalar)), false);
+        expect(ageFromIdentityFile(`${line}\n`)).toEqual({ ok: true, recipients: [want] });
+      }),
+      { numRuns: 200 },
+    );
   });
 });

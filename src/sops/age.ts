@@ -4,8 +4,21 @@
 // buffers that are zeroed after use; it is never returned, logged or put in a reason. Library error
 // messages are never forwarded either, because codecs like to quote their input.
 
-import { ed25519, x25519 } from "@noble/curves/ed25519.js";
+import { createPrivateKey, createPublicKey } from "node:crypto";
+import { createRequire } from "node:module";
 import { base64, bech32 } from "@scure/base";
+
+/**
+ * @noble/curves, only for the ed25519 → X25519 conversion of ssh keys (node:crypto has none), loaded on
+ * first need: its module graph costs tens of milliseconds, which a host with only an age key file never pays.
+ */
+let noble: typeof import("@noble/curves/ed25519.js") | null = null;
+function ed25519(): typeof import("@noble/curves/ed25519.js")["ed25519"] {
+  noble ??= createRequire(import.meta.url)(
+    "@noble/curves/ed25519.js",
+  ) as typeof import("@noble/curves/ed25519.js");
+  return noble.ed25519;
+}
 
 export type RecipientResult =
   | { readonly ok: true; readonly recipients: readonly string[] }
@@ -16,7 +29,7 @@ const AGE_HRP = "age";
 /** Edwards y → Montgomery u = (1+y)/(1-y), then bech32 (BIP-173, not bech32m) with hrp `age`. */
 export function ed25519PublicToAge(pub32: Uint8Array): string {
   if (pub32.length !== 32) throw new Error("an ed25519 public key has 32 bytes");
-  return x25519PublicToAge(ed25519.utils.toMontgomery(pub32));
+  return x25519PublicToAge(ed25519().utils.toMontgomery(pub32));
 }
 
 export function x25519PublicToAge(u32: Uint8Array): string {
@@ -178,7 +191,7 @@ export function ageFromIdentityFile(text: string): RecipientResult {
 
 /** The `age1…` recipient of an X25519 secret scalar (32 bytes); the caller zeroes the scalar. */
 export function x25519RecipientOfScalar(scalar: Uint8Array): string {
-  return x25519PublicToAge(x25519.getPublicKey(scalar));
+  return x25519PublicToAge(x25519PublicOf(scalar));
 }
 
 function x25519FromSecretLine(line: string): string | null {
@@ -192,6 +205,27 @@ function x25519FromSecretLine(line: string): string | null {
     return null;
   } finally {
     scalar?.fill(0);
+  }
+}
+
+/** RFC 8410 PKCS#8 wrapping of a raw X25519 private key: this prefix, then the 32-byte scalar. */
+const X25519_PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+
+/**
+ * The X25519 public key of a 32-byte scalar, by node:crypto (OpenSSL: constant time, no table to build). The
+ * DER copy of the scalar is zeroed after use; the KeyObject's own copy lives in OpenSSL memory, freed with it.
+ */
+function x25519PublicOf(scalar: Uint8Array): Uint8Array {
+  const der = Buffer.concat([X25519_PKCS8_PREFIX, scalar]);
+  try {
+    const spki = createPublicKey(createPrivateKey({ key: der, format: "der", type: "pkcs8" })).export({
+      format: "der",
+      type: "spki",
+    });
+    // SPKI of an X25519 key: a 12-byte header, then the 32-byte u-coordinate.
+    return new Uint8Array(spki.subarray(spki.length - 32));
+  } finally {
+    der.fill(0);
   }
 }
 

@@ -6,8 +6,20 @@
 // and a failure is a value, never an exception. Reasons name key paths, types and line numbers only:
 // the ENC blobs are ciphertext, but a file with a plaintext value must not leak it into logs.
 
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
+import { createRequire } from "node:module";
+import type { LineCounter, Node as YamlNode } from "yaml";
 import type { SecretFormat } from "../core/model.js";
+import { parseSopsYamlFast, type Value } from "./yaml-fast.js";
+
+/**
+ * The full YAML parser, loaded on first need: files sops wrote take the fast path (yaml-fast.ts), so a
+ * `status` run usually never loads it (~20 ms of module loading).
+ */
+let yamlLib: typeof import("yaml") | null = null;
+function yaml(): typeof import("yaml") {
+  yamlLib ??= createRequire(import.meta.url)("yaml") as typeof import("yaml");
+  return yamlLib;
+}
 
 /** Real sops files are kilobytes; above this the agent refuses instead of spending memory. */
 export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
@@ -81,9 +93,6 @@ export interface SopsDocument {
 export type SopsParse =
   | { readonly ok: true; readonly document: SopsDocument }
   | { readonly ok: false; readonly reason: string };
-
-/** Generic parsed data, before it is reduced to types. Maps keep order and cannot be prototype-polluted. */
-type Value = string | number | boolean | null | readonly Value[] | ReadonlyMap<string, Value>;
 
 class Refusal extends Error {}
 
@@ -183,6 +192,29 @@ function lineOf(text: string, offset: number): number {
 }
 
 function parseYaml(text: string): ReadonlyMap<string, Value> {
+  return parseSopsYamlFast(text, MAX_DEPTH) ?? parseYamlFull(text);
+}
+
+/**
+ * The YAML tree of a sops file by one path only, for the test that holds the fast path to the full parser.
+ * Not for other uses: parseSopsFile is the API.
+ */
+export function yamlTreeForTest(
+  text: string,
+  path: "fast" | "full",
+): { ok: true; tree: ReadonlyMap<string, Value> } | { ok: false; reason: string } | null {
+  try {
+    checkBounds(text);
+    const tree = path === "fast" ? parseSopsYamlFast(text, MAX_DEPTH) : parseYamlFull(text);
+    return tree === null ? null : { ok: true, tree };
+  } catch (err) {
+    if (err instanceof Refusal) return { ok: false, reason: err.message };
+    throw err;
+  }
+}
+
+function parseYamlFull(text: string): ReadonlyMap<string, Value> {
+  const { LineCounter, parseDocument } = yaml();
   const lines = new LineCounter();
   // uniqueKeys is quadratic in the yaml package; duplicates are found below with a Set instead.
   // Aliases are refused while walking, so they are never expanded (no billion laughs).
@@ -204,6 +236,7 @@ function parseYaml(text: string): ReadonlyMap<string, Value> {
 }
 
 function yamlValue(node: unknown, path: readonly string[], depth: number, lines: LineCounter): Value {
+  const { isAlias, isMap, isScalar, isSeq } = yaml();
   if (depth > MAX_DEPTH) refuse(`nested deeper than ${MAX_DEPTH} levels at ${showPath(path)}`);
   const line = (): number => lineAt(node, lines);
   if (isAlias(node)) refuse(`YAML alias at line ${line()}: sops never writes anchors or aliases`);
