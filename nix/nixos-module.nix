@@ -71,6 +71,9 @@ in
         TimeoutStopSec = "10s";
         # A ceiling far above use (see deploy/systemd/sops-agent.service and BENCHMARKS.md).
         MemoryMax = "512M";
+        # The status socket for `sops-agent status` (see deploy/systemd/sops-agent.service).
+        RuntimeDirectory = "sops-agent";
+        RuntimeDirectoryMode = "0700";
 
         # See deploy/systemd/sops-agent.service for why and what exactly is read: a throwaway user that
         # may read and search any file (secrets owned by other users, 0400 templates, public halves of

@@ -17,6 +17,7 @@ import { generationSwitches, logEvents, problemEvents, type ScopeBefore } from "
 import { AgentServer } from "./http.js";
 import type { Logger } from "./logger.js";
 import { AgentMetrics, type GenerationSwitches, type PublishedState } from "./metrics.js";
+import { StatusSocketServer } from "./status-socket.js";
 import { planWatches, SecretsWatcher, wantedPaths } from "./watcher.js";
 import { NO_WEB_CONFIG, type WebConfig } from "./web-config.js";
 
@@ -34,6 +35,8 @@ export interface AgentOptions {
   readonly processMetrics?: boolean;
   readonly debounceMs?: number;
   readonly now?: () => number;
+  /** Where `sops-agent status` can read the last check (src/agent/status-socket.ts); null for nowhere. */
+  readonly statusSocket?: string | null;
 }
 
 export class Agent {
@@ -42,6 +45,7 @@ export class Agent {
   private web: WebConfig;
   private published: KeptRun | null = null;
   private server: AgentServer | null = null;
+  private socket: StatusSocketServer | null = null;
   private watcher: SecretsWatcher | null = null;
   private cron: ScheduledTask | null = null;
   private running: Promise<void> | null = null;
@@ -81,6 +85,7 @@ export class Agent {
   async start(): Promise<ListenAddress> {
     this.server = this.newServer(this.web);
     this.boundAddress = await this.server.listen(this.config.listen);
+    await this.listenStatusSocket();
     this.watcher = new SecretsWatcher({
       logger: this.log,
       onChange: () => this.requestCheck(),
@@ -140,9 +145,27 @@ export class Agent {
     this.stopped = true;
     this.cron?.destroy();
     this.cron = null;
-    await Promise.all([this.watcher?.close(), this.server?.close()]);
+    await Promise.all([this.watcher?.close(), this.server?.close(), this.socket?.close()]);
     this.watcher = null;
     this.server = null;
+    this.socket = null;
+  }
+
+  /** The local status socket is a convenience: the agent runs on without it, and says why. */
+  private async listenStatusSocket(): Promise<void> {
+    const file = this.opts.statusSocket ?? null;
+    if (file === null) return;
+    const socket = new StatusSocketServer({ path: file, group: null });
+    try {
+      await socket.listen();
+      this.socket = socket;
+      this.log.info({ event: "status_socket", path: file }, "status socket listening");
+    } catch (err) {
+      this.log.warn(
+        { event: "status_socket_failed", path: file, error: err instanceof Error ? err.message : "unknown" },
+        "no status socket: `sops-agent status` will check by itself",
+      );
+    }
   }
 
   private async rebind(listen: ListenAddress, web: WebConfig, sameAddress: boolean): Promise<void> {
@@ -283,6 +306,18 @@ export class Agent {
     // Metrics first, then the pointer: /metrics and /status move to the new state together.
     await this.metrics.publish(state);
     this.published = keepRun(run);
+    const kept = this.published;
+    const config = this.config;
+    this.socket?.publish(() => ({
+      agent: {
+        pid: process.pid,
+        version: this.opts.version,
+        root: config.root,
+        manifests: config.manifests,
+        checkedAt: run.startedAt + run.durationSeconds,
+      },
+      document: kept.document,
+    }));
   }
 
   private async retarget(run: CheckRun): Promise<void> {

@@ -19,6 +19,7 @@ import {
   parseListen,
 } from "../agent/config.js";
 import { createLogger } from "../agent/logger.js";
+import { defaultStatusSocket } from "../agent/status-socket.js";
 import { loadWebConfig, NO_WEB_CONFIG, type WebConfig } from "../agent/web-config.js";
 import { VERSION } from "../version.js";
 import { oneOf, parseFlags } from "./args.js";
@@ -42,6 +43,8 @@ Options:
   --log-level LEVEL, --log.level LEVEL
                            ${LOG_LEVELS.join(", ")}
   --log.format FORMAT      ${LOG_FORMATS.join(" or ")} (default json; readable lines on a terminal)
+  --status-socket PATH     where \`sops-agent status\` reads the last check (mode 0600; "" for none;
+                           default /run/sops-agent/status.sock, or $RUNTIME_DIRECTORY/status.sock)
   --check-config, --config.check
                            validate the config and web config (and resolve the listen host), then exit
   -h, --help               show this help
@@ -79,7 +82,7 @@ export async function runCommand(
     io.stdout(RUN_USAGE);
     return EXIT.ok;
   }
-  const { flags, configFlag, checkOnly } = parsed;
+  const { flags, configFlag, checkOnly, statusSocketFlag } = parsed;
   // A --listen host that does not resolve is a mistake on the command line, found before anything starts.
   if (flags.listen !== undefined) {
     const why = await unresolvable(flags.listen.host);
@@ -135,6 +138,13 @@ export async function runCommand(
     logger,
     env: io.env,
     version: VERSION,
+    // The default socket is for an agent watching this host; one watching another root is asked by name only.
+    statusSocket:
+      statusSocketFlag !== undefined
+        ? statusSocketFlag || null
+        : loaded.config.root === "/"
+          ? defaultStatusSocket(io.env, uid)
+          : null,
   });
   logger.info(
     { event: "starting", version: VERSION, config: loaded.config.source, root: loaded.config.root },
@@ -209,6 +219,7 @@ interface RunFlags {
   readonly flags: ConfigLayer;
   readonly configFlag: string | undefined;
   readonly checkOnly: boolean;
+  readonly statusSocketFlag: string | undefined;
 }
 
 function runFlags(args: string[]): "help" | RunFlags {
@@ -227,6 +238,7 @@ function runFlags(args: string[]): "help" | RunFlags {
       "log.format": { type: "string" },
       "check-config": { type: "boolean" },
       "config.check": { type: "boolean" },
+      "status-socket": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -257,6 +269,7 @@ function runFlags(args: string[]): "help" | RunFlags {
     flags,
     configFlag: oneOf(values, ["config", "config.file"]),
     checkOnly: values["check-config"] === true || values["config.check"] === true,
+    statusSocketFlag: values["status-socket"],
   };
 }
 

@@ -3,7 +3,9 @@
 // costs nothing more.
 
 import * as path from "node:path";
-import type { CheckRun } from "../core/report.js";
+import { defaultStatusSocket } from "../agent/status-socket.js";
+import type { CheckRun, StatusDocument } from "../core/report.js";
+import { askAgent } from "./agent-socket.js";
 import { durationFlag, parseFlags } from "./args.js";
 import { EXIT } from "./exit.js";
 import { type CliIo, UsageError } from "./io.js";
@@ -21,6 +23,8 @@ Options:
   --json              print one JSON document (the agent's /status) instead of the report
   --wait DURATION     re-check every second until healthy or DURATION (30s, 1m30s) has passed
   -v, --verbose       also show each scope's manifest and link
+  --fresh             check here even when the running agent could answer
+  --status-socket PATH  ask the agent listening there (default /run/sops-agent/status.sock)
   -h, --help          show this help
 
 Exit status:
@@ -40,6 +44,8 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
       json: { type: "boolean", default: false },
       wait: { type: "string" },
       verbose: { type: "boolean", short: "v", default: false },
+      fresh: { type: "boolean", default: false },
+      "status-socket": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -49,6 +55,11 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
   }
   const waitMs = values.wait === undefined ? 0 : durationFlag("--wait", values.wait);
   const settings = await statusSettings(values, io);
+  const answered = await fromAgent(values, settings, io);
+  if (answered !== null) {
+    await report(answered, values, io);
+    return answered.healthy ? EXIT.ok : EXIT.critical;
+  }
 
   const [{ checkHost }, { ManifestCache }, { SopsFileCache }] = await Promise.all([
     import("../host/check-host.js"),
@@ -66,12 +77,49 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
   if (!run.document.healthy && waitMs > 0)
     run = await waitUntilHealthy(run, waitMs, () => checkHost(options), io);
 
-  if (values.json) io.stdout(`${JSON.stringify(run.document, null, 2)}\n`);
+  await report(run.document, values, io);
+  return run.document.healthy ? EXIT.ok : EXIT.critical;
+}
+
+async function report(
+  document: StatusDocument,
+  values: { json: boolean; verbose: boolean },
+  io: CliIo,
+): Promise<void> {
+  if (values.json) io.stdout(`${JSON.stringify(document, null, 2)}\n`);
   else {
     const { formatStatus, styleFor } = await import("./format.js");
-    io.stdout(formatStatus(run.document, styleFor(io.isTTY, io.env), { verbose: values.verbose }));
+    io.stdout(formatStatus(document, styleFor(io.isTTY, io.env), { verbose: values.verbose }));
   }
-  return run.document.healthy ? EXIT.ok : EXIT.critical;
+}
+
+/**
+ * The running agent's last check, when it can stand for a check here: not with --fresh, --wait (which
+ * re-checks) or --manifest, nor --root unless --status-socket names the agent to ask; and only from an agent
+ * checking the same root and manifests. Says on stderr when it answered, or why it could not.
+ */
+async function fromAgent(
+  values: { root?: string; manifest?: string[]; wait?: string; fresh?: boolean; "status-socket"?: string },
+  settings: StatusSettings,
+  io: CliIo,
+): Promise<StatusDocument | null> {
+  const named = values["status-socket"];
+  if (values.fresh === true || values.wait !== undefined || values.manifest !== undefined) return null;
+  if (values.root !== undefined && named === undefined) return null;
+  const socket = named ?? defaultStatusSocket({}, process.getuid?.() ?? 0) ?? defaultStatusSocket(io.env, 1);
+  if (socket === null || socket === "") return null;
+  const asked = await askAgent(socket, { root: settings.root, manifests: settings.manifests });
+  if (asked.kind === "no-agent") return null;
+  if (asked.kind === "failed") {
+    io.stderr(`sops-agent status: did not use the agent at ${socket} (${asked.reason}); checked here\n`);
+    return null;
+  }
+  const { agent, document } = asked.answer;
+  const age = Math.max(0, Math.round(Date.now() / 1000 - agent.checkedAt));
+  io.stderr(
+    `sops-agent status: answered by the running agent (pid ${agent.pid}, checked ${age}s ago); --fresh checks here\n`,
+  );
+  return document;
 }
 
 interface StatusSettings {
