@@ -1,7 +1,7 @@
 import { crc32, gunzipSync, inflateRawSync } from "node:zlib";
 import { Gauge, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { AgentMetrics, renderState } from "../src/agent/metrics.js";
+import { AgentMetrics, type PublishedState, renderState } from "../src/agent/metrics.js";
 import type { DeclaredSecret } from "../src/core/model.js";
 import type { FileObservation, ObservedScope } from "../src/core/observation.js";
 import type { Problem } from "../src/core/problems.js";
@@ -273,5 +273,54 @@ describe("AgentMetrics gzip", () => {
     await m.publish({ run: run([scope(["a"])]), switches: new Map() });
     await m.render();
     expect(m.stateDeflations).toBe(0);
+  });
+});
+
+describe("AgentMetrics across publishes", () => {
+  it("renders and compresses the state once per change, not once per check", async () => {
+    const m = new AgentMetrics("1.2.3", { processMetrics: false });
+    const observed = [scope(["a", "b"])];
+    await m.publish({ run: run(observed), switches: new Map() });
+    await m.gzipBody();
+    expect(m.stateRenders).toBe(1);
+    // A new check that found the same: same declarations, mtimes, problems; only its time differs.
+    const again = { ...run(observed), startedAt: 1_800_000_100 };
+    await m.publish({ run: again, switches: new Map() });
+    expect(m.lastPublishUnchanged).toBe(true);
+    expect(m.stateRenders).toBe(1);
+    const gz = gunzipSync(Buffer.concat(await m.gzipBody())).toString("utf8");
+    expect(m.stateDeflations).toBe(1);
+    // The reused text is still exactly what rendering the new run gives, its check time included.
+    expect(
+      (await m.render()).startsWith(renderState({ run: again, switches: new Map() }).toString("utf8")),
+    ).toBe(true);
+    expect(gz).toBe(await m.render());
+    expect(gz).toContain("sops_agent_last_check_timestamp_seconds 1800000100.01");
+
+    // Each kind of change renders again.
+    const first = observed[0] as ObservedScope;
+    const touched: ObservedScope = {
+      ...first,
+      files: first.files.map((f, i) =>
+        i === 1 && f.facts.state === "present"
+          ? { ...f, facts: { ...f.facts, mtimeMs: f.facts.mtimeMs + 1 } }
+          : f,
+      ),
+    };
+    const changes: PublishedState[] = [
+      { run: run([touched]), switches: new Map() },
+      { run: run([touched], [missing]), switches: new Map() },
+      { run: run([touched], [missing]), switches: new Map([["system", { count: 1, lastSeconds: 5 }]]) },
+      {
+        run: run([scope(["a", "b"], 4)], [missing]),
+        switches: new Map([["system", { count: 1, lastSeconds: 5 }]]),
+      },
+    ];
+    for (const [i, change] of changes.entries()) {
+      await m.publish(change);
+      expect(m.lastPublishUnchanged).toBe(false);
+      expect(m.stateRenders).toBe(2 + i);
+      expect((await m.render()).startsWith(renderState(change).toString("utf8"))).toBe(true);
+    }
   });
 });

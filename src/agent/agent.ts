@@ -305,8 +305,11 @@ export class Agent {
     const state: PublishedState = { run, switches: new Map(this.switches) };
     // Metrics first, then the pointer: /metrics and /status move to the new state together.
     await this.metrics.publish(state);
-    this.published = keepRun(run);
-    const kept = this.published;
+    const kept = keepRun(run);
+    // Nothing the document shows changed: keep the previous one, so whatever was serialised from it stays valid.
+    this.published =
+      prev !== null && this.metrics.lastPublishUnchanged ? { ...kept, document: prev.document } : kept;
+    const published = this.published;
     const config = this.config;
     this.socket?.publish(() => ({
       agent: {
@@ -316,7 +319,7 @@ export class Agent {
         manifests: config.manifests,
         checkedAt: run.startedAt + run.durationSeconds,
       },
-      document: kept.document,
+      document: published.document,
     }));
   }
 

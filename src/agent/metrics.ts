@@ -12,6 +12,7 @@ import { principalText, type ScopeName } from "../core/model.js";
 import { compareProblems, type Problem, SEVERITIES, type Severity } from "../core/problems.js";
 import type { CheckRun } from "../core/report.js";
 import { NODEJS, REVISION } from "../version.js";
+import { type StateKey, sameStateKey, stateKey } from "./state-key.js";
 
 export interface GenerationSwitches {
   readonly count: number;
@@ -38,8 +39,9 @@ interface DeflatedState {
   readonly crc: number;
 }
 
-/** The state text of one publish and, once a scraper asked for gzip, its compression. */
+/** The stable state text, what it was rendered from and, once a scraper asked for gzip, its compression. */
 interface RenderedState {
+  readonly key: StateKey | null;
   readonly text: Buffer;
   deflated: Promise<DeflatedState> | null;
 }
@@ -52,8 +54,11 @@ const SCOPE_HOST = "host";
 export class AgentMetrics {
   readonly contentType: string;
   private readonly live = new Registry();
-  private state: RenderedState = { text: Buffer.alloc(0), deflated: null };
+  private state: RenderedState = { key: null, text: Buffer.alloc(0), deflated: null };
+  private volatile = "";
   private deflations = 0;
+  private renders = 0;
+  private reused = false;
 
   private readonly checkDuration: Histogram;
   private readonly watchEvents: Counter;
@@ -120,7 +125,24 @@ export class AgentMetrics {
   /** Replaces every state series with those of `published` and renders them once. */
   async publish(published: PublishedState): Promise<void> {
     // Synchronous: publishes can no longer finish out of order.
-    this.state = { text: renderState(published), deflated: null };
+    const key = stateKey(published);
+    const prev = this.state.key;
+    this.reused = prev !== null && sameStateKey(prev, key);
+    if (!this.reused) {
+      this.renders++;
+      this.state = { key, text: renderStable(published), deflated: null };
+    }
+    this.volatile = renderVolatile(published.run);
+  }
+
+  /** Whether the last publish found nothing changed since the one before (its state text was reused). */
+  get lastPublishUnchanged(): boolean {
+    return this.reused;
+  }
+
+  /** How many times the stable state text was rendered (tests count it: once per change, not per check). */
+  get stateRenders(): number {
+    return this.renders;
   }
 
   observeCheckDuration(seconds: number): void {
@@ -154,7 +176,7 @@ export class AgentMetrics {
   /** The /metrics body as parts to write in order: the cached state Buffer and a fresh live rendering. */
   async body(): Promise<MetricsBody> {
     const state = this.state.text;
-    return [state, await this.live.metrics()];
+    return [state, this.volatile + (await this.live.metrics())];
   }
 
   /**
@@ -168,7 +190,7 @@ export class AgentMetrics {
       state.deflated = deflateState(state.text);
     }
     const deflated = await state.deflated;
-    const live = Buffer.from(await this.live.metrics(), "utf8");
+    const live = Buffer.from(this.volatile + (await this.live.metrics()), "utf8");
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(crc32(live, deflated.crc) >>> 0, 0);
     trailer.writeUInt32LE((state.text.length + live.length) % 2 ** 32, 4);
@@ -283,7 +305,15 @@ function valueString(v: number): string {
 }
 
 /** The state part of /metrics for a published run, exactly as prom-client printed it before. Pure. */
-export function renderState({ run, switches }: PublishedState): Buffer {
+export function renderState(published: PublishedState): Buffer {
+  return Buffer.concat([renderStable(published), Buffer.from(renderVolatile(published.run), "utf8")]);
+}
+
+/**
+ * Everything but the last three families: what changes only when something on the host or in the
+ * declarations changed. At 10,000 secrets it is ~3 MB, rendered (and compressed) only then (stateKey).
+ */
+function renderStable({ run, switches }: PublishedState): Buffer {
   const out = new TextSink();
   const doc = run.document;
   // The per-secret and per-problem families are written series by series, straight into the sink: a label
@@ -400,18 +430,6 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     "sops_consumer_stale",
     "1 for each unit still running since before the declaration of a secret it reads changed.",
   );
-  const checkSuccess = gauge(
-    "sops_agent_check_success",
-    "1 when the check family ran to completion in the last check.",
-  );
-  const familyDuration = gauge(
-    "sops_agent_check_family_duration_seconds",
-    "How long the check family took in the last check.",
-  );
-  const lastCheck = gauge(
-    "sops_agent_last_check_timestamp_seconds",
-    "When the last published check finished.",
-  );
 
   for (const scope of run.observed) {
     const n = scope.generation?.number;
@@ -456,12 +474,6 @@ export function renderState({ run, switches }: PublishedState): Buffer {
         f.recipients[kind] ?? 0,
       );
   }
-  for (const fam of run.families) {
-    checkSuccess.set(labelString("check", fam.family), fam.ok ? 1 : 0);
-    familyDuration.set(labelString("check", fam.family), fam.durationSeconds);
-  }
-  lastCheck.set("", run.startedAt + run.durationSeconds);
-
   for (const f of [
     problems,
     healthy,
@@ -473,15 +485,40 @@ export function renderState({ run, switches }: PublishedState): Buffer {
     orphans,
     activation,
     consumerStale,
-    checkSuccess,
-    familyDuration,
-    lastCheck,
   ]) {
     out.add("\n\n");
     f.write(out);
   }
-  out.add("\n");
   return out.finish();
+}
+
+/** The families that change with every check (durations, the time of the check): small, rendered per publish. */
+function renderVolatile(run: CheckRun): string {
+  const out = new TextSink();
+  const gauge = (name: string, help: string) => new Family(name, help, "gauge", null);
+  const checkSuccess = gauge(
+    "sops_agent_check_success",
+    "1 when the check family ran to completion in the last check.",
+  );
+  const familyDuration = gauge(
+    "sops_agent_check_family_duration_seconds",
+    "How long the check family took in the last check.",
+  );
+  const lastCheck = gauge(
+    "sops_agent_last_check_timestamp_seconds",
+    "When the last published check finished.",
+  );
+  for (const fam of run.families) {
+    checkSuccess.set(labelString("check", fam.family), fam.ok ? 1 : 0);
+    familyDuration.set(labelString("check", fam.family), fam.durationSeconds);
+  }
+  lastCheck.set("", run.startedAt + run.durationSeconds);
+  for (const f of [checkSuccess, familyDuration, lastCheck]) {
+    out.add("\n\n");
+    f.write(out);
+  }
+  out.add("\n");
+  return out.finish().toString("utf8");
 }
 
 /** `{scope="…",kind="secret",name="` and the same for templates: the part of a secret's labels shared by its scope. */
