@@ -14,7 +14,10 @@ const only = process.argv.slice(2);
 const want = (name: string) => only.length === 0 || only.includes(name);
 
 const out: string[] = [
-  `Load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}.`,
+  `Load average at start: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}.`,
   "",
   `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}, ${os.platform()} ${os.release()}, V8 flags: ${process.execArgv.join(" ") || "none"}.`,
   "",
@@ -24,5 +27,11 @@ if (want("core")) out.push(benchCore());
 if (want("sops")) out.push(await benchSops());
 if (want("agent")) out.push(await benchAgent());
 if (want("hardening")) out.push(await benchHardening());
-out.push("", `Load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(" ")}.`);
+out.push(
+  "",
+  `Load average at end: ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}.`,
+);
 process.stdout.write(`${out.join("\n")}\n`);
