@@ -6,7 +6,12 @@
 import { type Logger as CronLogger, type ScheduledTask, schedule } from "node-cron";
 import type { ScopeName } from "../core/model.js";
 import type { CheckRun, StatusDocument } from "../core/report.js";
-import { type CheckHostOptions, checkHost } from "../host/check-host.js";
+import {
+  type CheckHostOptions,
+  type CheckState,
+  checkHostKeeping,
+  recheckFiles,
+} from "../host/check-host.js";
 import { DeclarationMemory, HistoryCache } from "../host/history.js";
 import { ManifestCache } from "../host/load-scopes.js";
 import { RootFs } from "../host/rootfs.js";
@@ -50,6 +55,15 @@ export class Agent {
   private cron: ScheduledTask | null = null;
   private running: Promise<void> | null = null;
   private pending = false;
+  /**
+   * What the next check must look at: the real paths of the files the watcher named, or null for
+   * everything (the schedule, a reload, a switch, an event that named no file).
+   */
+  private nextChanged: Set<string> | null = null;
+  /** Whether a check is requested that has not started yet (nextChanged is its scope). */
+  private queued = false;
+  /** What the last check read, for a re-check of named files only; null until the first full check. */
+  private checkState: CheckState | null = null;
   private stopped = false;
   private readonly switches = new Map<ScopeName, GenerationSwitches>();
   private readonly sopsCache = new SopsFileCache();
@@ -88,7 +102,7 @@ export class Agent {
     await this.listenStatusSocket();
     this.watcher = new SecretsWatcher({
       logger: this.log,
-      onChange: () => this.requestCheck(),
+      onChange: (changed) => this.requestCheck(changed),
       onEvent: () => this.metrics.watchEvent(),
       onPolling: (p) => this.metrics.setWatchPolling(p),
       debounceMs: this.opts.debounceMs ?? 50,
@@ -98,9 +112,13 @@ export class Agent {
     return this.boundAddress;
   }
 
-  /** Runs a check now, or once more after the running one; resolves when that check is published. */
-  requestCheck(): Promise<void> {
+  /**
+   * Runs a check now, or once more after the running one; resolves when that check is published. With the
+   * real paths of changed files only those are observed again (a full check stays on the schedule).
+   */
+  requestCheck(changed: ReadonlySet<string> | null = null): Promise<void> {
     if (this.stopped) return Promise.resolve();
+    this.queue(changed);
     if (this.running !== null) {
       this.pending = true;
       return this.running;
@@ -221,13 +239,16 @@ export class Agent {
 
   private async loop(): Promise<void> {
     do {
-      this.pending = false;
       // Let queued I/O (scrapes, watch events) run before the synchronous check takes the thread.
       await new Promise((r) => setImmediate(r));
+      this.pending = false;
+      const changed = this.queued ? this.nextChanged : null;
+      this.queued = false;
+      this.nextChanged = null;
       if (this.stopped) return;
       let run: CheckRun | null;
       try {
-        run = await this.consistentCheck();
+        run = await this.consistentCheck(changed);
       } catch (err) {
         // The daemon never dies on what it reads: keep the last published state and say why.
         this.log.error(
@@ -250,7 +271,8 @@ export class Agent {
         "check published",
       );
       try {
-        await this.retarget(run);
+        // A re-check of named files changes nothing that is watched.
+        if (changed === null || this.lastCheckWasFull) await this.retarget(run);
       } catch (err) {
         this.log.warn(
           { event: "watch_failed", error: err instanceof Error ? err.message : "unknown" },
@@ -261,22 +283,62 @@ export class Agent {
     } while (this.pending && !this.stopped);
   }
 
+  /** Adds `changed` to what the next check must look at; null widens it to everything. */
+  private queue(changed: ReadonlySet<string> | null): void {
+    if (!this.queued) {
+      this.queued = true;
+      this.nextChanged = changed === null ? null : new Set(changed);
+    } else if (changed === null) this.nextChanged = null;
+    else if (this.nextChanged !== null) for (const p of changed) this.nextChanged.add(p);
+  }
+
+  private lastCheckWasFull = true;
+  private recheckCount = 0;
+
+  /** How many checks observed only the files the watcher named (tests count them). */
+  get rechecks(): number {
+    return this.recheckCount;
+  }
+
+  /** A re-check of the named files when the last check's state allows it, else a full check. */
+  private check(changed: ReadonlySet<string> | null): CheckRun {
+    const state = this.checkState;
+    if (changed !== null && state !== null && state.root === this.config.root) {
+      const partial = recheckFiles(state, changed);
+      if (partial !== null) {
+        this.lastCheckWasFull = false;
+        this.recheckCount++;
+        this.checkState = partial.state;
+        return partial.run;
+      }
+    }
+    this.lastCheckWasFull = true;
+    const options = {
+      root: this.config.root,
+      manifests: this.config.manifests,
+      env: this.opts.env,
+      sopsCache: this.sopsCache,
+      manifestCache: this.manifestCache,
+      historyCache: this.historyCache,
+      memory: this.memory,
+      usageCache: this.usageCache,
+      extraKeyPaths: this.config.extraKeyPaths,
+    };
+    if (this.opts.check !== undefined) {
+      this.checkState = null;
+      return this.opts.check(options);
+    }
+    const full = checkHostKeeping(options);
+    this.checkState = full.state;
+    return full.run;
+  }
+
   /** A check whose scopes did not swap generations under it; null when the host kept changing. */
-  private async consistentCheck(): Promise<CheckRun | null> {
-    const check = this.opts.check ?? checkHost;
+  private async consistentCheck(changed: ReadonlySet<string> | null): Promise<CheckRun | null> {
     const fs = new RootFs(this.config.root);
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const run = check({
-        root: this.config.root,
-        manifests: this.config.manifests,
-        env: this.opts.env,
-        sopsCache: this.sopsCache,
-        manifestCache: this.manifestCache,
-        historyCache: this.historyCache,
-        memory: this.memory,
-        usageCache: this.usageCache,
-        extraKeyPaths: this.config.extraKeyPaths,
-      });
+      // A torn run is checked again in full: a generation moved under it.
+      const run = this.check(attempt === 1 ? changed : null);
       this.metrics.observeCheckDuration(run.durationSeconds);
       const torn = tornScopes(run, (p) => fs.lstat(p));
       if (torn.length === 0) return run;
@@ -337,7 +399,10 @@ export class Agent {
       fs,
     );
     // A directory watched only from now on may have changed since the check read it: look once more.
-    if (await watcher.retarget(plan)) this.pending = true;
+    if (await watcher.retarget(plan)) {
+      this.queue(null);
+      this.pending = true;
+    }
   }
 }
 

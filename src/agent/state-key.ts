@@ -17,6 +17,8 @@ export interface StateKey {
   /** Per status secret, in order: 1 when ok. */
   readonly ok: Uint8Array;
   readonly problems: readonly Problem[];
+  /** Families that failed: the document says its verdict is incomplete. */
+  readonly incomplete: readonly object[];
   readonly summaries: readonly ScopeSummary[];
   readonly recipients: readonly HostRecipient[];
   readonly sopsFiles: readonly SopsFileSummary[];
@@ -55,6 +57,7 @@ export function stateKey({ run, switches }: PublishedState): StateKey {
     mtimes,
     ok,
     problems: run.document.problems,
+    incomplete: run.document.incomplete,
     summaries: run.document.scopes,
     recipients: run.document.recipients,
     sopsFiles: run.sopsFiles,
@@ -71,6 +74,7 @@ export function sameStateKey(a: StateKey, b: StateKey): boolean {
     sameFloats(a.mtimes, b.mtimes) &&
     sameBytes(a.ok, b.ok) &&
     sameList(a.problems, b.problems, shallowEqual) &&
+    sameList(a.incomplete, b.incomplete, shallowEqual) &&
     sameList(a.summaries, b.summaries, shallowEqual) &&
     sameList(a.recipients, b.recipients, shallowEqual) &&
     sameList(a.sopsFiles, b.sopsFiles, sameSopsFile) &&

@@ -138,8 +138,12 @@ export function planWatches(wanted: readonly Wanted[], fs: RootFs): WatchPlan {
 const POLLING_ERRORS = new Set(["ENOSPC", "EMFILE", "ENFILE", "ENOSYS", "EOPNOTSUPP", "ENOTSUP", "EINVAL"]);
 
 export interface WatcherOptions {
-  /** Called `debounceMs` after the first relevant event, once for every event until then. */
-  readonly onChange: () => void;
+  /**
+   * Called `debounceMs` after the first relevant event, once for every event until then, with the real
+   * paths of the entries the events named; null when one named none (polling, a directory's own event)
+   * or there were many: then anything may have changed.
+   */
+  readonly onChange: (changed: ReadonlySet<string> | null) => void;
   /** Each relevant event (or a polled change). */
   readonly onEvent?: () => void;
   readonly onPolling?: (polling: boolean) => void;
@@ -148,6 +152,9 @@ export interface WatcherOptions {
   readonly usePolling?: boolean;
   readonly pollingIntervalMs?: number;
 }
+
+/** Beyond this many entries in one interval, a full check is as cheap as following them one by one. */
+const MAX_NAMED_CHANGES = 64;
 
 /** A directory watched, with the inode it had when the watch was set up (a recreated one needs a new watch). */
 interface DirWatch {
@@ -164,6 +171,8 @@ export class SecretsWatcher {
   private plan: WatchPlan = new Map();
   private readonly dirs = new Map<string, DirWatch>();
   private timer: NodeJS.Timeout | null = null;
+  /** Entries named by the events of the interval so far; null once one could not be named. */
+  private changed: Set<string> | null = new Set();
   private pollTimer: NodeJS.Timeout | null = null;
   private stamps = new Map<string, string>();
   private closed = false;
@@ -239,6 +248,7 @@ export class SecretsWatcher {
     this.stamps = this.stampAll();
     this.startPolling();
     // Whatever happened while notifications were broken is unknown: look again.
+    this.changed = null;
     this.schedule();
   }
 
@@ -266,6 +276,7 @@ export class SecretsWatcher {
     this.stamps = next;
     if (changed) {
       this.opts.onEvent?.();
+      this.changed = null;
       this.schedule();
     }
   }
@@ -288,6 +299,11 @@ export class SecretsWatcher {
     // A flood costs this lookup per event: nothing else runs until the next check.
     if (interest !== "all" && name !== null && !interest.has(name)) return;
     this.opts.onEvent?.();
+    const named = this.changed;
+    if (named !== null) {
+      if (name === null || name === "" || named.size >= MAX_NAMED_CHANGES) this.changed = null;
+      else named.add(`${dir}/${name}`);
+    }
     if (this.timer !== null) return;
     this.opts.logger.trace({ event: "watch_event", dir, path: name }, "file-system event");
     this.schedule();
@@ -298,7 +314,9 @@ export class SecretsWatcher {
     if (this.timer !== null || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (!this.closed) this.opts.onChange();
+      const changed = this.changed;
+      this.changed = new Set();
+      if (!this.closed) this.opts.onChange(changed);
     }, this.opts.debounceMs ?? 50);
   }
 

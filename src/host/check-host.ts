@@ -10,7 +10,7 @@ import { activationSucceeded, findStaleConsumers } from "../checks/usage.js";
 import { supplementaryGroups, userHomes } from "../core/accounts.js";
 import { NO_ORPHAN_OBSERVATION, type OrphanObservation } from "../core/history.js";
 import type { Accounts, DeclaredScope, PasswdEntry } from "../core/model.js";
-import type { ObservedScope } from "../core/observation.js";
+import type { FileObservation, HostObservation, ObservedScope } from "../core/observation.js";
 import { compareProblems, type Problem } from "../core/problems.js";
 import type {
   ActivationSummary,
@@ -33,7 +33,7 @@ import {
   type ScopeView,
 } from "./history.js";
 import { loadScopes, type ManifestCache } from "./load-scopes.js";
-import { observeHost, observeScope } from "./observe.js";
+import { generationDirOf, observeFile, observeHost, observeScope, SearchPaths } from "./observe.js";
 import { RootFs } from "./rootfs.js";
 import { type ServiceManager, SystemServiceManager } from "./service-manager.js";
 import { observeUsage, UsageCache } from "./usage.js";
@@ -63,6 +63,30 @@ export interface CheckHostOptions {
 }
 
 export function checkHost(opts: CheckHostOptions): CheckRun {
+  return checkHostKeeping(opts).run;
+}
+
+/**
+ * What a full check read besides its run, so that a change the watcher names exactly can be checked
+ * again without reading everything else (recheckFiles). Holds one observation per file: the agent keeps
+ * it between checks, `status` does not.
+ */
+export interface CheckState {
+  readonly root: string;
+  readonly loadedProblems: readonly Problem[];
+  readonly observed: readonly ObservedScope[];
+  readonly host: HostObservation;
+  readonly sops: SopsObservation;
+  readonly orphans: OrphanObservation;
+  readonly usage: UsageObservation;
+  /** Families that failed before the engine ran (sops-read, history-read, usage-read): kept as they were. */
+  readonly readFailures: readonly FamilyResult[];
+  /** The per-account readers the scopes were observed with (a user's scope with her access). */
+  readonly viewOf: (s: DeclaredScope) => RootFs;
+  readonly run: CheckRun;
+}
+
+export function checkHostKeeping(opts: CheckHostOptions): { run: CheckRun; state: CheckState } {
   const startedAt = Date.now() / 1000;
   const started = performance.now();
   const fs = new RootFs(opts.root);
@@ -96,27 +120,116 @@ export function checkHost(opts: CheckHostOptions): CheckRun {
   );
   const cache = opts.sopsCache ?? new SopsFileCache();
   const sops = isolated("sops-read", NO_SOPS, () => cache.observe(fs, scopes, viewOf.scope));
-  const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], {
-    scopes: observed,
+  const readFailures: FamilyResult[] = [];
+  for (const read of [sops, leftovers, usage]) if (read.failed !== null) readFailures.push(read.failed);
+  const input = {
+    loadedProblems: loaded.problems,
+    observed,
     host,
     sops: sops.value,
     orphans: leftovers.value,
     usage: usage.value,
-  });
-  const problems: Problem[] = [...loaded.problems, ...engine.problems].sort(compareProblems);
-  const recipients: HostRecipient[] = [...sops.value.identities.values()].flat();
-  const families = [...engine.families];
-  for (const read of [sops, leftovers, usage]) if (read.failed !== null) families.push(read.failed);
-  return {
-    document: buildStatus(observed, problems, recipients, families),
-    families,
-    observed,
+    readFailures,
+    viewOf: viewOf.scope,
+  };
+  const run = evaluate(input, {
     sopsFiles: sopsFileSummaries(scopes, sops.value),
     homes: userHomes(accounts),
-    ...usageSummaries(observed, usage.value),
     startedAt,
-    durationSeconds: (performance.now() - started) / 1000,
+    started,
+  });
+  return { run, state: { root: opts.root, ...input, run } };
+}
+/** The pure part of a check: the families over what was read, and the status document. */
+function evaluate(
+  input: Omit<CheckState, "root" | "run">,
+  rest: Pick<CheckRun, "sopsFiles" | "homes" | "startedAt"> & { readonly started: number },
+): CheckRun {
+  const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], {
+    scopes: input.observed,
+    host: input.host,
+    sops: input.sops,
+    orphans: input.orphans,
+    usage: input.usage,
+  });
+  const problems: Problem[] = [...input.loadedProblems, ...engine.problems].sort(compareProblems);
+  const recipients: HostRecipient[] = [...input.sops.identities.values()].flat();
+  const families = [...engine.families, ...input.readFailures];
+  return {
+    document: buildStatus(input.observed, problems, recipients, families),
+    families,
+    observed: input.observed,
+    sopsFiles: rest.sopsFiles,
+    homes: rest.homes,
+    ...usageSummaries(input.observed, input.usage),
+    startedAt: rest.startedAt,
+    durationSeconds: (performance.now() - rest.started) / 1000,
   };
+}
+
+/**
+ * Checks again after a change to some secret or template files of the current generations, and nothing
+ * else: those files are observed again (one lstat each, with the scope's own access), everything else read
+ * by the last full check is reused, and every family runs as in a full check. `changed` holds real paths,
+ * as the watcher reports them. Null when a path is not such a file: the caller then runs a full check.
+ */
+export function recheckFiles(
+  state: CheckState,
+  changed: ReadonlySet<string>,
+): { run: CheckRun; state: CheckState; reobserved: number } | null {
+  const startedAt = Date.now() / 1000;
+  const started = performance.now();
+  const where = locateFiles(new RootFs(state.root), state.observed, changed);
+  if (where === null) return null;
+  const observed = state.observed.map((scope, i) => {
+    const indices = where.get(i);
+    if (indices === undefined) return scope;
+    const fs = state.viewOf(scope.declared);
+    const files = [...scope.files];
+    const generationDir = generationDirOf(fs, scope);
+    const again = new Set(indices.map((j) => files[j]?.generationPath));
+    // Templates too large to scan: the re-observed files' entries are found again or not at all.
+    const oversized = (scope.oversized ?? []).filter((o) => !again.has(o.path));
+    const search = new SearchPaths(fs);
+    for (const j of indices) {
+      const old = files[j] as FileObservation;
+      files[j] = observeFile(fs, scope.declared, old.declared, generationDir, oversized, search);
+    }
+    const { oversized: _, ...rest } = scope;
+    return oversized.length === 0 ? { ...rest, files } : { ...rest, files, oversized };
+  });
+  const input = { ...state, observed };
+  const run = evaluate(input, { ...state.run, startedAt, started });
+  return { run, state: { ...input, run }, reobserved: changed.size };
+}
+
+/** scope index → indices of its files at the changed real paths; null when a path is no observed file. */
+function locateFiles(
+  fs: RootFs,
+  observed: readonly ObservedScope[],
+  changed: ReadonlySet<string>,
+): Map<number, number[]> | null {
+  const out = new Map<number, number[]>();
+  const wanted = new Set(changed);
+  observed.forEach((scope, i) => {
+    if (wanted.size === 0) return;
+    const realDirs = new Map<string, string>();
+    scope.files.forEach((f, j) => {
+      if (f.generationPath === null) return;
+      const slash = f.generationPath.lastIndexOf("/");
+      const dir = f.generationPath.slice(0, slash);
+      let real = realDirs.get(dir);
+      if (real === undefined) {
+        real = fs.real(dir);
+        realDirs.set(dir, real);
+      }
+      if (!wanted.delete(`${real}${f.generationPath.slice(slash)}`)) return;
+      const list = out.get(i) ?? [];
+      list.push(j);
+      out.set(i, list);
+    });
+  });
+  return wanted.size === 0 ? out : null;
 }
 
 /**

@@ -52,12 +52,7 @@ export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
     return { declared: scope, session, link, generation: null, mountFsType: null, files: [], keys };
   }
   const generation = generationOf(fs, scope, link);
-  const generationDir =
-    generation?.resolution.state === "resolved" && generation.resolution.facts.type === "directory"
-      ? generation.resolution.path
-      : null;
-  const generationDirs =
-    generationDir === null ? null : { host: generationDir, real: fs.real(generationDir) };
+  const generationDirs = generationDirOf(fs, { generation });
   const files: FileObservation[] = [];
   const oversized: OversizedInput[] = [];
   const search = new SearchPaths(fs);
@@ -71,7 +66,18 @@ export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
     : { declared: scope, session, link, generation, mountFsType, files, keys, oversized };
 }
 
-function observeFile(
+/** The current generation's directory as a host path and a real path, null when there is none. */
+export function generationDirOf(
+  fs: RootFs,
+  scope: Pick<ObservedScope, "generation">,
+): { readonly host: string; readonly real: string } | null {
+  const resolution = scope.generation?.resolution;
+  if (resolution?.state !== "resolved" || resolution.facts.type !== "directory") return null;
+  return { host: resolution.path, real: fs.real(resolution.path) };
+}
+
+/** One declared file in the current generation (exported for the agent's re-check of changed files). */
+export function observeFile(
   fs: RootFs,
   scope: DeclaredScope,
   declared: DeclaredFile,
@@ -136,7 +142,7 @@ const MAX_SYMLINK_HOPS = 40;
  * left out: it is always searchable on a running host, and under --root it is the tree's own directory.
  * One RootFs lstat per distinct path per check: the generation's directories are shared by all its files.
  */
-class SearchPaths {
+export class SearchPaths {
   private readonly facts = new Map<string, PathFacts>();
   private readonly dirs = new Map<string, readonly PathStep[] | null>();
   private readonly fs: RootFs;
