@@ -278,6 +278,8 @@ describe("the sops YAML fast path", () => {
     ["a tab", "a:\tb\nsops:\n    version: 3.9.0\n"],
     ["a key the core schema changes", "True: x\nsops:\n    version: 3.9.0\n"],
     ["a float", "a: 1.5\nsops:\n    version: 3.9.0\n"],
+    // Found by the property above: all digits, too long for the plain-integer rule, is still a number.
+    ["a 16-digit integer", "a:\n    - 3962609413385988\nsops:\n    version: 3.9.0\n"],
     ["a document marker", "---\na: b\nsops:\n    version: 3.9.0\n"],
     ["a continuation line", "a: b\n    c\nsops:\n    version: 3.9.0\n"],
     ["an indentless sequence", "a:\n- b\nsops:\n    version: 3.9.0\n"],

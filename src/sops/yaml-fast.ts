@@ -32,7 +32,8 @@ const PLAIN_KEY = /^[A-Za-z_][A-Za-z0-9_.\-/]*$/;
 const RESERVED = /^(?:true|false|null)$/i;
 const PLAIN_INT = /^(?:0|[1-9][0-9]{0,14})$/;
 const VERSIONISH = /^[0-9]+\.[0-9]+\.[0-9A-Za-z.+_-]*$/;
-const ALNUM = /^[0-9A-Za-z]+$/;
+/** Digits and letters with at least one letter: a fingerprint, never a core-schema integer. */
+const ALNUM = /^[0-9]*[A-Za-z][0-9A-Za-z]*$/;
 const NUMBERISH = /^(?:0[xo]|[0-9]+[eE][0-9]+$)/;
 const DOUBLE_QUOTED = /^"([^"\\]*)"$/;
 const SINGLE_QUOTED = /^'([^']*)'$/;
