@@ -8,6 +8,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import type { StatusDocument } from "../core/report.js";
 
+export { defaultStatusSocket } from "../core/status-socket-path.js";
+
 /** What the socket sends: who answered, for which host view, and the status document of the last check. */
 export interface AgentAnswer {
   readonly agent: {
@@ -21,17 +23,6 @@ export interface AgentAnswer {
     readonly checkedAt: number;
   };
   readonly document: StatusDocument;
-}
-
-/** Where the agent listens and `status` asks, unless told otherwise. */
-export function defaultStatusSocket(env: NodeJS.ProcessEnv, uid: number): string | null {
-  // systemd's RuntimeDirectory=sops-agent (the units set it): /run/sops-agent, owned by the agent's user.
-  if (env.RUNTIME_DIRECTORY !== undefined && env.RUNTIME_DIRECTORY !== "")
-    return path.join(env.RUNTIME_DIRECTORY.split(":")[0] ?? "", "status.sock");
-  if (uid === 0) return "/run/sops-agent/status.sock";
-  if (env.XDG_RUNTIME_DIR !== undefined && env.XDG_RUNTIME_DIR !== "")
-    return path.join(env.XDG_RUNTIME_DIR, "sops-agent", "status.sock");
-  return null;
 }
 
 export interface StatusSocketOptions {

@@ -3,8 +3,8 @@
 // costs nothing more.
 
 import * as path from "node:path";
-import { defaultStatusSocket } from "../agent/status-socket.js";
 import type { CheckRun, StatusDocument } from "../core/report.js";
+import { defaultStatusSocket } from "../core/status-socket-path.js";
 import { askAgent } from "./agent-socket.js";
 import { durationFlag, parseFlags } from "./args.js";
 import { EXIT } from "./exit.js";
