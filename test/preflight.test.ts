@@ -455,7 +455,7 @@ describe("preflight output and usage", () => {
     });
     const text = await preflight(host.root, top);
     expect(text.stdout).not.toContain("\u001b");
-    expect(text.stdout).toContain("evil\\x1b[2J\\x0aFAKE OK");
+    expect(text.stdout).toContain("evil\\x1b[2J\\nFAKE OK");
     expect(text.stdout).not.toMatch(PLANTED);
     const json = await preflight(host.root, top, "--json");
     expect(json.stdout).not.toMatch(PLANTED);

@@ -7,6 +7,7 @@ import { changeSummary, type DeclarationChange } from "../core/declaration-diff.
 import type { Problem } from "../core/problems.js";
 import { type PreflightReport, type PreflightScope, preflight } from "../host/preflight.js";
 import type { CliIo } from "./io.js";
+import { escapeTerminal } from "./terminal.js";
 
 export const PREFLIGHT_HELP = `Usage: sops-agent preflight [--root DIR] [--json] (SYSTEM | --manifest PATH...)
 
@@ -60,7 +61,7 @@ export async function preflightCommand(args: string[], io: CliIo): Promise<numbe
     cwd: io.cwd,
   });
   if (!outcome.ok) {
-    io.stderr(`sops-agent preflight: ${clean(outcome.usage)}\n`);
+    io.stderr(`sops-agent preflight: ${escapeTerminal(outcome.usage)}\n`);
     return 2;
   }
   const report = outcome.report;
@@ -98,7 +99,7 @@ export function formatPreflight(report: PreflightReport, overrideHint: string | 
     for (const p of report.problems) lines.push(...problemLines(p));
   }
   if (!report.safe && overrideHint !== null) lines.push("", `To switch anyway, once: ${overrideHint}`);
-  return `${lines.map(clean).join("\n")}\n`;
+  return `${lines.map(escapeTerminal).join("\n")}\n`;
 }
 
 function scopeLines(scope: PreflightScope): string[] {
@@ -124,18 +125,4 @@ function changeLines(changes: readonly DeclarationChange[]): string[] {
 
 function problemLines(p: Problem): string[] {
   return [`  ${p.severity.toUpperCase()} ${p.code} [${p.scope}] ${p.subject}`, `    ${p.message}`];
-}
-
-/**
- * Names, paths and messages come from manifests and file names anyone with a commit can choose: control
- * characters are shown escaped so nothing printed can move the cursor or rewrite the terminal.
- */
-function clean(text: string): string {
-  let out = "";
-  for (const ch of text) {
-    const code = ch.codePointAt(0) ?? 0;
-    const control = (code < 0x20 && code !== 0x09) || (code >= 0x7f && code <= 0x9f);
-    out += control ? `\\x${code.toString(16).padStart(2, "0")}` : ch;
-  }
-  return out;
 }
