@@ -134,10 +134,38 @@ const ORIGIN_TEXT: Record<KeySource["origin"], string> = {
   "sops.age.sshKeyPaths": "sops.age.sshKeyPaths",
   "sops.gnupg.sshKeyPaths": "sops.gnupg.sshKeyPaths",
   "sops default": "read by sops itself in the user's session",
+  SOPS_AGE_KEY_FILE: "SOPS_AGE_KEY_FILE in sops.environment",
+  SOPS_AGE_SSH_PRIVATE_KEY_FILE: "SOPS_AGE_SSH_PRIVATE_KEY_FILE in sops.environment",
+  SOPS_AGE_KEY: "the value of SOPS_AGE_KEY in sops.environment",
 };
+
+const FROM_ENVIRONMENT: ReadonlySet<KeySource["origin"]> = new Set([
+  "SOPS_AGE_KEY_FILE",
+  "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+]);
 
 /** Keys that are there but that sops cannot use: a line of an identity file, an unconvertible ssh key. */
 function checkSource(scope: ScopeName, s: KeySource, impact: Impact): Problem[] {
+  if (s.status.state === "absent" && FROM_ENVIRONMENT.has(s.origin)) {
+    // sops reports the file it cannot open and decrypts with the rest (age/keysource.go:331-339, :424-429).
+    const severity: Severity = impact.broken.length > 0 ? "critical" : "warning";
+    const then =
+      severity === "critical"
+        ? ` Without it, ${impact.broken.join(", ")} can no longer be decrypted.`
+        : impact.still === ""
+          ? " No sops file of the scope needs it."
+          : ` Every sops file of the scope still decrypts: ${impact.still}.`;
+    return [
+      problem(
+        "key_missing",
+        severity,
+        scope,
+        s.path,
+        s.path,
+        `The decryption key ${s.path} (${ORIGIN_TEXT[s.origin]}) does not exist: sops cannot open it.${then} Restore the key or fix sops.environment.`,
+      ),
+    ];
+  }
   if (s.status.state !== "invalid") return [];
   const aborts = s.origin === "sops.age.keyFile" && s.status.line === null;
   const severity: Severity = aborts || impact.broken.length > 0 ? "critical" : "warning";

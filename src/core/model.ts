@@ -1,6 +1,8 @@
 // The declared model: what sops-nix manifests say should exist on a host.
 // Data types only — no I/O and no business logic live here.
 
+import type { IdentityFileParse } from "../sops/identity-file.js";
+
 export type ScopeName = "system" | "for-users" | `user:${string}`;
 export type Platform = "linux" | "darwin";
 export type SecretFormat = "yaml" | "json" | "binary" | "dotenv" | "ini";
@@ -111,6 +113,22 @@ export interface DeclaredScope {
   readonly templates: readonly DeclaredTemplate[];
   /** Generations sops-install-secrets keeps (pruneGenerations, main.go:792); 0 keeps all. */
   readonly keepGenerations: number;
+  /** The SOPS_AGE_* variables `sops.environment` sets for sops-install-secrets, read from its entry point. */
+  readonly environment?: ScopeEnvironment;
+}
+
+/**
+ * What sops reads from the environment sops-nix gives it (sops age/keysource.go:329-339, :413-435).
+ * SOPS_AGE_KEY holds private keys: only what sops parses out of it (public recipients, or the line
+ * that does not parse) is kept, never the value.
+ */
+export interface ScopeEnvironment {
+  /** SOPS_AGE_KEY_FILE */
+  readonly ageKeyFile?: string;
+  /** SOPS_AGE_SSH_PRIVATE_KEY_FILE */
+  readonly ageSshKeyFile?: string;
+  /** SOPS_AGE_KEY, as sops parses it. */
+  readonly ageKeyInline?: IdentityFileParse;
 }
 
 /** One passwd or group entry, as far as the checks need it. */

@@ -3,7 +3,8 @@
 
 import * as path from "node:path";
 import { userById } from "../core/accounts.js";
-import type { Accounts, Platform, ScopeName, ScopeUser } from "../core/model.js";
+import type { Accounts, Platform, ScopeEnvironment, ScopeName, ScopeUser } from "../core/model.js";
+import { environmentFor } from "./entry-environment.js";
 import { RootFs } from "./rootfs.js";
 
 export interface DiscoveryEnv {
@@ -24,6 +25,8 @@ export interface ManifestRef {
   readonly via: string;
   /** Set for a relative `--manifest` under `--root DIR`: `path` is a real path, read outside the root. */
   readonly outsideRoot?: true;
+  /** The SOPS_AGE_* variables the entry point sets for sops-install-secrets (`sops.environment`). */
+  readonly environment?: ScopeEnvironment;
 }
 
 const MANIFEST = /\/nix\/store\/[0-9a-z]{32}-manifest(-for-users)?\.json/g;
@@ -112,28 +115,36 @@ function activatePlatform(fs: RootFs): Platform {
 }
 
 function refsOf(fs: RootFs, entry: EntryPoint): ManifestRef[] {
-  const manifests = manifestsNamedBy(fs, entry.file, entry.followScripts);
+  const { manifests, text } = namedBy(fs, entry.file, entry.followScripts);
   if (manifests.length === 0) return [];
+  const withEnv = (ref: ManifestRef): ManifestRef => {
+    const environment = text === null ? null : environmentFor(entry.file, text, ref.path);
+    return environment === null ? ref : { ...ref, environment };
+  };
   const owner = entry.owner;
   if (owner === null) {
-    return manifests.map((manifest) => ({
-      path: manifest,
-      scope: systemScopeOf(manifest),
-      platform: entry.platform,
-      user: null,
-      runtimeDir: null,
-      via: entry.file,
-    }));
+    return manifests.map((manifest) =>
+      withEnv({
+        path: manifest,
+        scope: systemScopeOf(manifest),
+        platform: entry.platform,
+        user: null,
+        runtimeDir: null,
+        via: entry.file,
+      }),
+    );
   }
   const runtimeDir = owner.runtimeDir();
-  return manifests.map((manifest) => ({
-    path: manifest,
-    scope: `user:${owner.user.name}`,
-    platform: entry.platform,
-    user: owner.user,
-    runtimeDir,
-    via: entry.file,
-  }));
+  return manifests.map((manifest) =>
+    withEnv({
+      path: manifest,
+      scope: `user:${owner.user.name}`,
+      platform: entry.platform,
+      user: owner.user,
+      runtimeDir,
+      via: entry.file,
+    }),
+  );
 }
 
 function systemScopeOf(manifestPath: string): ScopeName {
@@ -163,11 +174,20 @@ function byScope(a: ManifestRef, b: ManifestRef): number {
 
 /** Manifest paths an entry point names, directly or through the scripts it runs (breadth first, bounded). */
 export function manifestsNamedBy(fs: RootFs, file: string, followScripts: boolean): string[] {
+  return namedBy(fs, file, followScripts).manifests;
+}
+
+/** The manifests, and the entry point's own text (where `sops.environment` is written). */
+function namedBy(
+  fs: RootFs,
+  file: string,
+  followScripts: boolean,
+): { readonly manifests: string[]; readonly text: string | null } {
   const text = readSmallFile(fs, file);
-  if (text === null) return [];
+  if (text === null) return { manifests: [], text };
   const direct = manifestPathsIn(text);
-  if (direct.length > 0 || !followScripts) return direct;
-  return manifestsInScripts(fs, storePathsIn(text));
+  if (direct.length > 0 || !followScripts) return { manifests: direct, text };
+  return { manifests: manifestsInScripts(fs, storePathsIn(text)), text };
 }
 
 function manifestsInScripts(fs: RootFs, start: readonly string[]): string[] {

@@ -72,7 +72,10 @@ export function loadScopes(fs: RootFs, refs: readonly ManifestRef[], cache?: Man
     for (const ref of refs) {
       const loaded = loadScope(manifestReader(fs, ref), ref, cache);
       if (loaded.ok) {
-        scopes.push(loaded.scope);
+        // Attached after the cache: the entry point's environment can change while the manifest does not.
+        scopes.push(
+          ref.environment === undefined ? loaded.scope : { ...loaded.scope, environment: ref.environment },
+        );
         for (const p of loaded.problems) problems.push(p);
       } else problems.push(loaded.problem);
     }

@@ -16,6 +16,8 @@
 // - :354-361 and :408-421 getUserConfigDir: `$XDG_CONFIG_HOME` or `$HOME/.config` on Linux,
 //   `$XDG_CONFIG_HOME` or `$HOME/Library/Application Support` on macOS, + `sops/age/keys.txt`.
 // - :366-431 loadIdentities: every location is parsed on its own; one failing location loses only itself.
+// sops.environment (SOPS_AGE_KEY_FILE, SOPS_AGE_SSH_PRIVATE_KEY_FILE, SOPS_AGE_KEY; read by
+// host/entry-environment.ts) adds its identities as sops 15e36f97 age/keysource.go:329-339, :411-484 loads them.
 // Where HOME points: the NixOS activation script and nix-darwin set HOME=/var/empty (sops-nix
 // modules/sops/default.nix:40-43, modules/nix-darwin/default.nix:16-20) and the NixOS systemd unit sets
 // none, so no home default applies to system scopes; the home-manager unit and LaunchAgent run with the
@@ -43,6 +45,10 @@ const MAX_KEY_BYTES = 64 * 1024;
 
 /** Where an identity source comes from. */
 export type KeyOrigin =
+  /** The SOPS_AGE_* variables `sops.environment` sets for sops-install-secrets. */
+  | "SOPS_AGE_KEY_FILE"
+  | "SOPS_AGE_SSH_PRIVATE_KEY_FILE"
+  | "SOPS_AGE_KEY"
   | "sops.age.keyFile"
   | "sops.age.sshKeyPaths"
   | "sops.gnupg.sshKeyPaths"
@@ -117,6 +123,30 @@ export function scopeKeyring(fs: RootFs, scope: DeclaredScope): ScopeKeyring {
   else if (scope.userMode && scope.user !== null)
     identities.push({ kind: "gpg", source: `${scope.user.home}/.gnupg` });
 
+  // sops.environment (sops 15e36f97 age/keysource.go): every variable sops finds adds its identities, and one
+  // that fails loses only itself (:411-484). SOPS_AGE_KEY_FILE is replaced by the combined key file whenever
+  // the manifest has an ageKeyFile or ageSshKeyPaths (sops-install-secrets main.go:1399-1404, os.Setenv).
+  const env = scope.environment;
+  const combined = keyFile !== undefined || sshKeys.length > 0;
+  const envSources: KeySource[] = [];
+  // :331-339: parsed as a native ssh identity; a missing or unusable file is an error, and skipped.
+  if (env?.ageSshKeyFile !== undefined)
+    envSources.push(
+      sourceFrom(nativeSshSource(fs, env.ageSshKeyFile), env.ageSshKeyFile, "SOPS_AGE_SSH_PRIVATE_KEY_FILE"),
+    );
+  // :415-419: the value itself, several keys per line allowed, all or nothing. Its label, never its value.
+  if (env?.ageKeyInline !== undefined) envSources.push(inlineSource(env.ageKeyInline));
+  // :424-435: opened and parsed all or nothing; a file that cannot be opened is an error, and skipped.
+  if (env?.ageKeyFile !== undefined && !combined)
+    envSources.push(
+      sourceFrom(defaultKeysTxtSource(fs, env.ageKeyFile), env.ageKeyFile, "SOPS_AGE_KEY_FILE"),
+    );
+  for (const s of envSources) {
+    sources.push(s);
+    identities.push(...s.identities);
+  }
+  const envKeyFile = combined ? undefined : env?.ageKeyFile;
+
   if (scope.userMode && scope.user !== null) {
     const home = scope.user.home;
     const configDir =
@@ -129,7 +159,7 @@ export function scopeKeyring(fs: RootFs, scope: DeclaredScope): ScopeKeyring {
     ];
     const keysTxt = path.posix.join(configDir, "sops/age/keys.txt");
     // The same file as the ageKeyFile fails or succeeds the same way; report it once.
-    if (keyFile?.path !== keysTxt) defaults.push(defaultKeysTxtSource(fs, keysTxt));
+    if (keyFile?.path !== keysTxt && envKeyFile !== keysTxt) defaults.push(defaultKeysTxtSource(fs, keysTxt));
     for (const s of defaults) {
       if (s === null) continue;
       sources.push(s);
@@ -343,6 +373,38 @@ function ageKeyFileSource(fs: RootFs, key: DeclaredKey, converted: readonly KeyS
           line: 1,
           reason:
             "a passphrase-encrypted identity file, which sops-nix cannot use (its lines are not identities)",
+        },
+        identities: [],
+      };
+  }
+}
+
+/** A file named by an environment variable: unlike the defaults, sops reports it when it is not there. */
+function sourceFrom(found: KeySource | null, p: string, origin: KeyOrigin): KeySource {
+  return found === null
+    ? { path: p, origin, status: { state: "absent" }, identities: [], drops: [] }
+    : { ...found, origin };
+}
+
+function inlineSource(parse: IdentityFileParse): KeySource {
+  const base = { path: "SOPS_AGE_KEY", origin: "SOPS_AGE_KEY" as const, drops: [] };
+  switch (parse.state) {
+    case "parsed":
+      return { ...base, status: { state: "usable" }, identities: held(parse, base.path) };
+    case "invalid":
+      return {
+        ...base,
+        status: { state: "invalid", line: parse.line, reason: parse.reason },
+        identities: [],
+      };
+    case "encrypted":
+      return {
+        ...base,
+        status: {
+          state: "invalid",
+          line: null,
+          reason:
+            "passphrase-encrypted identities: sops asks for the passphrase, which sops-nix cannot answer",
         },
         identities: [],
       };

@@ -209,3 +209,18 @@ function convertBits(words: readonly number[]): Uint8Array | string {
   out.fill(0);
   return bytes;
 }
+
+/**
+ * SOPS_AGE_KEY as sops parses it (sops 15e36f97 age/keysource.go:413-419, parseIdentities :527-560 with
+ * allowMultipleKeysPerLine): every whitespace-separated word of a line that is not empty and does not
+ * start with `#` is an identity. A failing `line` counts those words, not the value's lines.
+ */
+export function parseInlineIdentities(value: string): IdentityFileParse {
+  if (value.startsWith("age-encryption") || value.startsWith("-----BEGIN AGE")) return { state: "encrypted" };
+  const lines = value
+    .split(/\r?\n/)
+    .flatMap((line) =>
+      line === "" || line.startsWith("#") ? [line] : line.split(/\s+/).filter((w) => w !== ""),
+    );
+  return parseIdentityFile(lines.join("\n"));
+}
