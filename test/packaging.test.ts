@@ -8,7 +8,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { ALL_PROBLEM_CODES } from "../src/core/problems.js";
 import { asDict, parsePlist } from "./helpers/plist.js";
 import { requireTool } from "./helpers/tools.js";
 
@@ -261,6 +262,32 @@ describe("Nix files", () => {
 });
 
 const RULES = "deploy/prometheus/sops-agent.rules.yml";
+const SHARED_FACT_ALERTS = new Set(["SopsFileOld", "SopsAgentTargetsAbsent"]);
+const RUNBOOK = "docs/runbook.md";
+const RUNBOOK_URL = "https://github.com/nix-community/sops-agent/blob/main/docs/runbook.md#";
+
+/** GitHub's anchor for a Markdown heading: lower case, punctuation but - and _ dropped, spaces to -. */
+function anchor(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-");
+}
+
+/** The runbook's sections: anchor -> body (up to the next heading of the same or a higher level). */
+function runbookSections(): Map<string, string> {
+  const sections = new Map<string, string>();
+  const text = fs.readFileSync(at(RUNBOOK), "utf8");
+  const headings = [...text.matchAll(/^(#{2,3}) (.+)$/gm)];
+  headings.forEach((h, i) => {
+    const start = (h.index ?? 0) + h[0].length;
+    const end =
+      headings.slice(i + 1).find((n) => (n[1]?.length ?? 0) <= (h[1]?.length ?? 0))?.index ?? text.length;
+    sections.set(anchor(h[2] ?? ""), text.slice(start, end));
+  });
+  return sections;
+}
 const RULE_TESTS = "deploy/prometheus/sops-agent.rules.test.yml";
 
 interface Rule {
@@ -333,13 +360,108 @@ describe("Prometheus rules", () => {
       const text = `${rule.annotations?.summary ?? ""} ${rule.annotations?.description ?? ""}`;
       expect(rule.annotations?.summary, `${rule.alert}`).toBeTruthy();
       expect(rule.annotations?.description, `${rule.alert}`).toBeTruthy();
-      expect(text, `${rule.alert}`).toContain("$labels.instance");
+      // Shared facts alert once, not per host: a sops file, the whole scrape job.
+      if (!SHARED_FACT_ALERTS.has(rule.alert ?? ""))
+        expect(text, `${rule.alert}`).toContain("$labels.instance");
       if (rule.expr.includes("sops_problem")) {
         expect(text, `${rule.alert}`).toContain("$labels.scope");
         expect(text, `${rule.alert}`).toContain("$labels.subject");
       }
       for (const name of metricNames(rule.expr))
         expect(CONTRACT_METRICS.has(name) || name.includes(":"), `${rule.alert}: ${name}`).toBe(true);
+    }
+  });
+
+  it("every alert links its runbook section, and every section it can link exists", () => {
+    const sections = runbookSections();
+    for (const rule of rules()) {
+      if (rule.alert === undefined) continue;
+      const url = rule.annotations?.runbook_url ?? "";
+      expect(url.startsWith(RUNBOOK_URL), `${rule.alert}: ${url}`).toBe(true);
+      const target = url.slice(RUNBOOK_URL.length);
+      // A problem alert links the section of its code; any code can reach it.
+      const anchors = target === "{{ $labels.code }}" ? ALL_PROBLEM_CODES.map(anchor) : [target];
+      for (const a of anchors)
+        expect(sections.has(a), `${rule.alert}: no section #${a} in ${RUNBOOK}`).toBe(true);
+    }
+  });
+
+  it.for(ALL_PROBLEM_CODES)(
+    "the runbook explains %s: what it means, how sops-nix got there, how to fix it",
+    (code) => {
+      const body = runbookSections().get(anchor(code));
+      expect(
+        body,
+        `${RUNBOOK} has no section "## ${code}": add one (what it means, how sops-nix got there, how to fix it)`,
+      ).toBeDefined();
+      for (const part of ["What it means", "How sops-nix got there", "How to fix it"])
+        expect(body, `${RUNBOOK} § ${code}: missing "**${part}.**"`).toContain(`**${part}.**`);
+    },
+  );
+
+  it("every problem code raises exactly one alert of its severity, critical or warning; info raises none", (ctx) => {
+    const promtool = requireTool(ctx, "promtool");
+    const dir = tempDir();
+    const severities = ["critical", "warning", "info"] as const;
+    const series = ALL_PROBLEM_CODES.flatMap((code) =>
+      severities.map((severity) => ({
+        series: `sops_problem{job="sops-agent",instance="${code}-${severity}",scope="system",subject="s",code="${code}",severity="${severity}"}`,
+        values: "1x60",
+      })),
+    );
+    // Facts with a metric and an alert of their own, which the problem alerts leave to them.
+    const alertedElsewhere = new Set([
+      "activation_failed/critical", // SopsActivationFailed: sops_activation_success == 0
+      "consumer_stale/warning", // SopsConsumerStale: sops_consumer_stale == 1, naming the unit
+    ]);
+    const firing = (eval_time: string, alerting: readonly string[]) => ({
+      expr: 'count by (code, severity) (ALERTS{alertstate="firing",code!=""})',
+      eval_time,
+      exp_samples: ALL_PROBLEM_CODES.flatMap((code) =>
+        alerting
+          .filter((severity) => !alertedElsewhere.has(`${code}/${severity}`))
+          .map((severity) => ({ labels: `{code="${code}",severity="${severity}"}`, value: 1 })),
+      ),
+    });
+    fs.writeFileSync(
+      path.join(dir, "codes.test.yml"),
+      stringifyYaml({
+        rule_files: [at(RULES)],
+        evaluation_interval: "1m",
+        tests: [
+          {
+            interval: "1m",
+            input_series: series,
+            // Critical problems fire after their `for:`, warnings only after their longer one.
+            promql_expr_test: [firing("10m", ["critical"]), firing("45m", ["critical", "warning"])],
+          },
+        ],
+      }),
+    );
+    expectSuccess(
+      run(promtool, ["test", "rules", path.join(dir, "codes.test.yml")]),
+      "promtool test rules (every code)",
+    );
+  });
+
+  it("amtool accepts the Alertmanager example, which pages critical alerts and tickets warnings", (ctx) => {
+    const amtool = requireTool(ctx, "amtool");
+    const config = at("deploy/alertmanager/alertmanager.example.yml");
+    expectSuccess(run(amtool, ["check-config", config]), "amtool check-config");
+    for (const rule of rules()) {
+      if (rule.alert === undefined) continue;
+      const severity = rule.labels?.severity ?? "";
+      const r = run(amtool, [
+        "config",
+        "routes",
+        "test",
+        `--config.file=${config}`,
+        `alertname=${rule.alert}`,
+        `severity=${severity}`,
+        "instance=gnomeregan",
+      ]);
+      expectSuccess(r, `amtool config routes test ${rule.alert}`);
+      expect(r.stdout.trim(), rule.alert).toBe(severity === "critical" ? "pager" : "tickets");
     }
   });
 

@@ -10,6 +10,7 @@ import type { TestContext } from "vitest";
 const DEBIAN_PACKAGE: Record<string, string> = {
   promtool: "prometheus",
   prometheus: "prometheus",
+  amtool: "prometheus-alertmanager",
   "nix-instantiate": "nix-bin",
   "systemd-analyze": "systemd",
   openssl: "openssl",
