@@ -509,7 +509,7 @@ interface GrafanaDatasource {
 
 describe("Grafana dashboard", () => {
   const dashboard = JSON.parse(fs.readFileSync(at("deploy/grafana/sops-agent.json"), "utf8")) as {
-    __inputs: { name: string; type: string; pluginId: string }[];
+    __inputs?: unknown;
     panels: {
       type: string;
       title: string;
@@ -517,22 +517,37 @@ describe("Grafana dashboard", () => {
       targets?: { expr: string; datasource?: GrafanaDatasource }[];
     }[];
     annotations: { list: { expr?: string; datasource?: GrafanaDatasource; builtIn?: number }[] };
-    templating: { list: { name: string; datasource?: GrafanaDatasource; definition?: string }[] };
+    templating: {
+      list: {
+        name: string;
+        type: string;
+        query?: unknown;
+        datasource?: GrafanaDatasource;
+        definition?: string;
+      }[];
+    };
   };
 
-  it("takes its datasource as the DS_PROMETHEUS input", () => {
-    expect(dashboard.__inputs).toEqual([
-      expect.objectContaining({ name: "DS_PROMETHEUS", type: "datasource", pluginId: "prometheus" }),
-    ]);
+  // Provisioned dashboards (NixOS services.grafana.provision) get no `__inputs` substitution: the
+  // datasource is a template variable, which an import fills the same way.
+  it("takes its datasource from a `datasource` template variable, imported or provisioned", () => {
+    expect(dashboard.__inputs).toBeUndefined();
+    expect(fs.readFileSync(at("deploy/grafana/sops-agent.json"), "utf8")).not.toMatch(/\$\{?DS_/);
+    expect(dashboard.templating.list[0]).toMatchObject({
+      name: "datasource",
+      type: "datasource",
+      query: "prometheus",
+    });
     const sources = [
       ...dashboard.panels
         .filter((p) => p.type !== "row")
         .flatMap((p) => [p.datasource, ...(p.targets ?? []).map((t) => t.datasource)]),
       ...dashboard.annotations.list.filter((a) => a.builtIn !== 1).map((a) => a.datasource),
-      ...dashboard.templating.list.map((v) => v.datasource),
+      ...dashboard.templating.list.filter((v) => v.type !== "datasource").map((v) => v.datasource),
     ];
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's import syntax, not a JS template.
-    for (const ds of sources) expect(ds).toEqual({ type: "prometheus", uid: "${DS_PROMETHEUS}" });
+    expect(sources.length).toBeGreaterThan(5);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax, not a JS template.
+    for (const ds of sources) expect(ds).toEqual({ type: "prometheus", uid: "${datasource}" });
   });
 
   it("shows scope health, the problems table and generation switches as annotations", () => {
@@ -542,6 +557,30 @@ describe("Grafana dashboard", () => {
     expect(exprs.some((e) => e.expr.includes("sops_healthy"))).toBe(true);
     expect(exprs.some((e) => e.type === "table" && /^sops_problem\b/.test(e.expr))).toBe(true);
     expect(dashboard.annotations.list.some((a) => /sops_generation_switch/.test(a.expr ?? ""))).toBe(true);
+  });
+
+  it("every query is valid PromQL once Grafana has filled in its variables (promtool)", (ctx) => {
+    const promtool = requireTool(ctx, "promtool");
+    const filled = (expr: string) =>
+      expr.replaceAll("$__rate_interval", "5m").replaceAll("$instance", ".*").replaceAll("$scope", ".*");
+    const queries = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr)),
+      ...dashboard.annotations.list.flatMap((a) => (a.expr === undefined ? [] : [a.expr])),
+    ];
+    expect(queries.length).toBeGreaterThan(10);
+    const file = path.join(tempDir(), "dashboard-queries.rules.yml");
+    fs.writeFileSync(
+      file,
+      stringifyYaml({
+        groups: [
+          {
+            name: "dashboard",
+            rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: filled(q) })),
+          },
+        ],
+      }),
+    );
+    expectSuccess(run(promtool, ["check", "rules", file]), "promtool check rules (dashboard queries)");
   });
 
   it("queries only metrics of the contract", () => {
