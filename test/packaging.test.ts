@@ -607,3 +607,36 @@ describe("Grafana dashboard", () => {
     expect(metricNames('(time() - a_b{x="y"}) / 86400 > on () group_left () c:d')).toEqual(["a_b", "c:d"]);
   });
 });
+
+describe("install from a clone (npm pack), the path without Nix", () => {
+  it("the packed tarball installs into a prefix and `sops-agent --version` runs from it", {
+    timeout: 180_000,
+  }, (ctx) => {
+    if (!fs.existsSync(at("dist/cli.js"))) {
+      if (process.env.CI === "true") throw new Error("dist/cli.js is missing: npm test builds it first");
+      ctx.skip("dist/cli.js is missing: run npm run build");
+    }
+    const dir = tempDir();
+    const env = { npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
+    // What docs/deploy.md tells users: npm pack in the clone, then npm install -g of the tarball.
+    const packed = run("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], env);
+    expectSuccess(packed, "npm pack");
+    const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
+    expect(info?.files.map((f) => f.path)).toContain("dist/cli.js");
+    expect(info?.files.some((f) => f.path.startsWith("src/") || f.path.startsWith("test/"))).toBe(false);
+    const tarball = path.join(dir, info?.filename ?? "");
+    // As a user would: npm resolves the dependencies (the registry's metadata: this needs the network,
+    // as npm ci before the tests does); the tarballs come from npm's cache where npm ci left them.
+    const prefix = path.join(dir, "prefix");
+    const installed = run(
+      "npm",
+      ["install", "--global", "--prefer-offline", "--prefix", prefix, tarball],
+      env,
+    );
+    expectSuccess(installed, "npm install --global <tarball>");
+    const version = spawnSync(path.join(prefix, "bin", "sops-agent"), ["--version"], { encoding: "utf8" });
+    expect(version.status, version.stderr).toBe(0);
+    const pkg = JSON.parse(fs.readFileSync(at("package.json"), "utf8")) as { version: string };
+    expect(version.stdout).toContain(pkg.version);
+  });
+});
