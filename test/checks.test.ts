@@ -270,7 +270,7 @@ const CASES: readonly FaultCase[] = [
     subject: "",
     build: healthyThen((h) => fs.rmSync(h.real(h.scopes.get("system")?.manifestPath ?? ""))),
   },
-  { code: "no_manifests", severity: "info", scope: "host", subject: "/", build: () => makeHost({}) },
+  { code: "no_manifests", severity: "critical", scope: "host", subject: "/", build: () => makeHost({}) },
 ];
 
 describe("a healthy host", () => {

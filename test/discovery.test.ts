@@ -484,19 +484,20 @@ describe("loadScopes", () => {
     expect(scopes[0]?.secrets[0]?.owner).toEqual({ kind: "id", id: 1000 });
   });
 
-  it("says so when there is no manifest at all", () => {
+  it("says so when there is no manifest at all: critical, nothing checked is not healthy", () => {
     expect(loadScopes(new RootFs(root), [])).toEqual({
       scopes: [],
       problems: [
         {
           code: "no_manifests",
-          severity: "info",
+          severity: "critical",
           scope: "host",
           subject: "/",
           path: "/",
-          message: expect.stringContaining("--manifest"),
+          message: expect.stringContaining("--allow-no-manifests"),
         },
       ],
     });
+    expect(loadScopes(new RootFs(root), [], undefined, true).problems[0]?.severity).toBe("info");
   });
 });

@@ -144,6 +144,7 @@ export class Agent {
     this.log.info({ event: "config_reloaded", source: config.source }, "configuration reloaded");
     if (
       config.root !== old.root ||
+      config.allowNoManifests !== old.allowNoManifests ||
       JSON.stringify(config.manifests) !== JSON.stringify(old.manifests) ||
       JSON.stringify(config.extraKeyPaths) !== JSON.stringify(old.extraKeyPaths)
     )
@@ -323,6 +324,7 @@ export class Agent {
       memory: this.memory,
       usageCache: this.usageCache,
       extraKeyPaths: this.config.extraKeyPaths,
+      allowNoManifests: this.config.allowNoManifests,
     };
     if (this.opts.check !== undefined) {
       this.checkState = null;

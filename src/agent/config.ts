@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { errnoOf } from "../host/rootfs.js";
 import {
+  booleanValue,
   ConfigError,
   type Entry,
   mappingEntries,
@@ -44,6 +45,8 @@ export interface AgentConfig {
   readonly logFormat: LogFormat | null;
   readonly webConfigFile: string | null;
   readonly root: string;
+  /** Finding no manifest is info instead of critical: for hosts that run no sops-nix on purpose. */
+  readonly allowNoManifests: boolean;
   /** null: discover the manifests. */
   readonly manifests: readonly string[] | null;
   /** The file the config came from, null for built-in defaults. */
@@ -62,6 +65,7 @@ const KEYS = [
   "web_config_file",
   "root",
   "manifests",
+  "allow_no_manifests",
 ] as const;
 
 export const DEFAULTS: AgentConfig = {
@@ -72,6 +76,7 @@ export const DEFAULTS: AgentConfig = {
   logFormat: null,
   webConfigFile: null,
   root: "/",
+  allowNoManifests: false,
   manifests: null,
   source: null,
 };
@@ -147,6 +152,9 @@ export function parseConfig(text: string, file: string, checks: ConfigChecks): C
         break;
       case "root":
         layer.root = abs(stringValue(src, entry, "root"));
+        break;
+      case "allow_no_manifests":
+        layer.allowNoManifests = booleanValue(src, entry, "allow_no_manifests");
         break;
       case "manifests":
         // Manifest paths are host paths (inside `root`): they stay as written.

@@ -75,7 +75,16 @@ export function checkGeneration(observed: ObservedScope): Problem[] {
   }
   if (generation !== null) {
     const r = generation.resolution;
-    if (r.state !== "resolved" || r.facts.type !== "directory") {
+    if (r.state === "inaccessible") {
+      // What the agent cannot see is not broken: the generation may well be there.
+      problems.push(
+        at(
+          "unreadable",
+          `The agent may not look at ${generation.target} (${r.errno}), where ${scope.symlinkPath} points; run it as root or with CAP_DAC_READ_SEARCH.`,
+          "warning",
+        ),
+      );
+    } else if (r.state !== "resolved" || r.facts.type !== "directory") {
       problems.push(
         at(
           "generation_missing",

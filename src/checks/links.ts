@@ -55,7 +55,18 @@ export function checkLinks(observed: ObservedScope): Problem[] {
       );
       continue;
     }
-    if (file.link.resolution.state !== "resolved") {
+    if (file.link.resolution.state === "inaccessible") {
+      problems.push(
+        problem(
+          "unreadable",
+          "warning",
+          scope.scope,
+          d.name,
+          d.path,
+          `The agent may not follow ${d.path} to its end (${file.link.resolution.errno} at ${file.link.resolution.path}): whether it resolves is unknown.`,
+        ),
+      );
+    } else if (file.link.resolution.state !== "resolved") {
       problems.push(
         at(
           "link_dangling",

@@ -6,8 +6,22 @@ import type { CheckFamily } from "./family.js";
 
 export const templatesFamily: CheckFamily = {
   name: "templates",
-  run: (input) =>
-    input.scopes.flatMap((observed): Problem[] =>
+  run: (input) => [
+    ...input.scopes.flatMap((observed): Problem[] =>
+      observed.files
+        .filter((f) => f.declared.kind === "template" && f.contentDenied !== undefined)
+        .map((f) =>
+          problem(
+            "unreadable",
+            "warning",
+            observed.declared.scope,
+            f.declared.name,
+            f.generationPath ?? f.declared.path,
+            `The agent may not read the rendered template ${f.declared.name} (${f.contentDenied ?? "EACCES"}) to look for an unrendered <SOPS:…:PLACEHOLDER>: it is not known to be healthy. Run the agent as root, or as a member of the template's group.`,
+          ),
+        ),
+    ),
+    ...input.scopes.flatMap((observed): Problem[] =>
       observed.files
         .filter((f) => f.declared.kind === "template" && f.unrenderedPlaceholder === true)
         .map((f) =>
@@ -21,4 +35,5 @@ export const templatesFamily: CheckFamily = {
           ),
         ),
     ),
+  ],
 };

@@ -60,6 +60,15 @@ interface ScopeView {
 
 export function formatStatus(doc: StatusDocument, style: Style, opts: FormatOptions = {}): string {
   const out: string[] = [];
+  const partial = doc.partialView;
+  if (partial !== undefined)
+    out.push(
+      style.severity(
+        "warning",
+        `Partial view: as uid ${partial.uid} the agent may not look at everything (${partial.unreadable} unreadable below); run it as root (sudo sops-agent status) or with CAP_DAC_READ_SEARCH to see everything.`,
+      ),
+      "",
+    );
   for (const view of scopeViews(doc)) {
     out.push(scopeHeader(view, style));
     if (opts.verbose === true && view.summary !== undefined) {

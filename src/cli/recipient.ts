@@ -12,6 +12,7 @@ import { scopeIdentities } from "../sops/identities.js";
 import { parseFlags } from "./args.js";
 import { EXIT } from "./exit.js";
 import { type CliIo, UsageError } from "./io.js";
+import { rootDirProblem } from "./root-dir.js";
 import { escapeTerminal } from "./terminal.js";
 
 export type { CliIo } from "./io.js";
@@ -50,6 +51,8 @@ export async function recipientCommand(args: string[], io: CliIo): Promise<numbe
     return EXIT.ok;
   }
   if (files.length > 0) return fileRecipients(files, io);
+  const rootProblem = rootDirProblem(values.root ?? "/");
+  if (rootProblem !== null) throw new UsageError(`--root: ${rootProblem}`);
   const recipients = hostRecipients(values.root ?? "/", io.env);
   if (recipients.length === 0) {
     io.stderr(

@@ -25,6 +25,7 @@ import { VERSION } from "../version.js";
 import { oneOf, parseFlags } from "./args.js";
 import { EXIT } from "./exit.js";
 import { type CliIo, UsageError } from "./io.js";
+import { rootDirProblem } from "./root-dir.js";
 
 export const RUN_USAGE = `Usage: sops-agent run [options]
 
@@ -45,6 +46,7 @@ Options:
   --log.format FORMAT      ${LOG_FORMATS.join(" or ")} (default json; readable lines on a terminal)
   --status-socket PATH     where \`sops-agent status\` reads the last check (mode 0600; "" for none;
                            default /run/sops-agent/status.sock, or $RUNTIME_DIRECTORY/status.sock)
+  --allow-no-manifests     finding no manifest is info, not critical (no sops-nix on this host)
   --check-config, --config.check
                            validate the config and web config (and resolve the listen host), then exit
   -h, --help               show this help
@@ -89,6 +91,8 @@ export async function runCommand(
     if (why !== null) throw new UsageError(`--listen: cannot resolve "${flags.listen.host}" (${why})`);
   }
 
+  const flagRootProblem = flags.root === undefined ? null : rootDirProblem(flags.root);
+  if (flagRootProblem !== null) throw new UsageError(`--root: ${flagRootProblem}`);
   const uid = process.getuid?.() ?? 0;
   const load = (): Loaded => {
     const file = configFlag ?? defaultConfigPath(io.env, uid);
@@ -97,6 +101,9 @@ export async function runCommand(
       flags,
       file,
     );
+    // A root that is not a directory would check nothing; a reload with one keeps the old config.
+    const rootProblem = rootDirProblem(config.root);
+    if (rootProblem !== null) throw new Error(`root: ${rootProblem}`);
     const web = config.webConfigFile === null ? NO_WEB_CONFIG : loadWebConfig(config.webConfigFile);
     return { config, web };
   };
@@ -237,6 +244,7 @@ function runFlags(args: string[]): "help" | RunFlags {
       "log.level": { type: "string" },
       "log.format": { type: "string" },
       "check-config": { type: "boolean" },
+      "allow-no-manifests": { type: "boolean" },
       "config.check": { type: "boolean" },
       "status-socket": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -245,6 +253,7 @@ function runFlags(args: string[]): "help" | RunFlags {
   if (values.help === true) return "help";
   const flags: ConfigLayer = {};
   if (values.root !== undefined) flags.root = values.root;
+  if (values["allow-no-manifests"] === true) flags.allowNoManifests = true;
   const listenText = oneOf(values, ["listen", "web.listen-address"]);
   if (listenText !== undefined) {
     const listen = parseListen(listenText);

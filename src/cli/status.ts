@@ -9,6 +9,7 @@ import { askAgent } from "./agent-socket.js";
 import { durationFlag, parseFlags } from "./args.js";
 import { EXIT } from "./exit.js";
 import { type CliIo, UsageError } from "./io.js";
+import { rootDirProblem } from "./root-dir.js";
 
 export const STATUS_HELP = `Usage: sops-agent status [options]
 
@@ -23,6 +24,7 @@ Options:
   --json              print one JSON document (the agent's /status) instead of the report
   --wait DURATION     re-check every second until healthy or DURATION (30s, 1m30s) has passed
   -v, --verbose       also show each scope's manifest and link
+  --allow-no-manifests  finding no sops-nix manifest is info, not critical (a host without sops-nix)
   --fresh             check here even when the running agent could answer
   --status-socket PATH  ask the agent listening there (default /run/sops-agent/status.sock)
   -h, --help          show this help
@@ -46,6 +48,7 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
       verbose: { type: "boolean", short: "v", default: false },
       fresh: { type: "boolean", default: false },
       "status-socket": { type: "string" },
+      "allow-no-manifests": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -55,6 +58,9 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
   }
   const waitMs = values.wait === undefined ? 0 : durationFlag("--wait", values.wait);
   const settings = await statusSettings(values, io);
+  // Nothing checked is not healthy: a root that is not a directory would find no manifest at all.
+  const rootProblem = rootDirProblem(settings.root);
+  if (rootProblem !== null) throw new UsageError(`--root: ${rootProblem}`);
   const answered = await fromAgent(values, settings, io);
   if (answered !== null) {
     await report(answered, values, io);
@@ -126,6 +132,7 @@ interface StatusSettings {
   readonly root: string;
   readonly manifests: readonly string[] | null;
   readonly extraKeyPaths: readonly string[];
+  readonly allowNoManifests: boolean;
 }
 
 /**
@@ -134,7 +141,12 @@ interface StatusSettings {
  * image is not the host the local agent's config describes.
  */
 async function statusSettings(
-  values: { root?: string | undefined; config?: string | undefined; manifest?: string[] | undefined },
+  values: {
+    root?: string | undefined;
+    config?: string | undefined;
+    manifest?: string[] | undefined;
+    "allow-no-manifests"?: boolean | undefined;
+  },
   io: CliIo,
 ): Promise<StatusSettings> {
   const config = await import("../agent/config.js");
@@ -155,6 +167,7 @@ async function statusSettings(
     root: values.root ?? layer.root ?? "/",
     manifests: values.manifest ?? layer.manifests ?? null,
     extraKeyPaths: layer.extraKeyPaths ?? [],
+    allowNoManifests: values["allow-no-manifests"] === true || layer.allowNoManifests === true,
   };
 }
 

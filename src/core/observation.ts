@@ -11,6 +11,8 @@ export interface FileObservation {
   readonly generationPath: string | null;
   /** lstat of generationPath. */
   readonly facts: PathFacts;
+  /** Templates only: the agent was refused reading the rendered file (EACCES, EPERM). */
+  readonly contentDenied?: string;
   /** Templates only: whether the rendered file still holds a `<SOPS:…:PLACEHOLDER>`; null when not read. */
   readonly unrenderedPlaceholder: boolean | null;
   /**

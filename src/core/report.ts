@@ -40,6 +40,23 @@ export interface StatusDocument {
   readonly problems: readonly Problem[];
   readonly secrets: readonly SecretStatus[];
   readonly recipients: readonly HostRecipient[];
+  /**
+   * Present when the agent was refused a look at something (each is an `unreadable` problem): the verdict
+   * covers only what it could see. `uid` is the agent's own; root (or CAP_DAC_READ_SEARCH) sees everything.
+   */
+  readonly partialView?: PartialView;
+}
+
+export interface PartialView {
+  readonly uid: number;
+  /** How many `unreadable` problems there are. */
+  readonly unreadable: number;
+}
+
+/** The partial-view note of a document whose problems hold `unreadable` ones; undefined when none do. */
+export function partialViewOf(problems: readonly Problem[], uid: number): PartialView | undefined {
+  const unreadable = problems.filter((p) => p.code === "unreadable").length;
+  return unreadable === 0 ? undefined : { uid, unreadable };
 }
 
 /** A check family that did not run to the end, and why (never file content). */

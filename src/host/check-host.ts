@@ -19,6 +19,7 @@ import type {
   HostRecipient,
   StaleConsumerSummary,
 } from "../core/report.js";
+import { partialViewOf } from "../core/report.js";
 import { buildStatus } from "../core/status.js";
 import type { UsageObservation } from "../core/usage.js";
 import type { SopsObservation } from "../sops/model.js";
@@ -47,6 +48,8 @@ export interface CheckHostOptions {
   readonly sopsCache?: SopsFileCache;
   /** Reused across runs so manifests are parsed once per content change. */
   readonly manifestCache?: ManifestCache;
+  /** Finding no manifest is info, not critical (`--allow-no-manifests`, `allow_no_manifests: true`). */
+  readonly allowNoManifests?: boolean;
   /** Extra key files to check, from the agent's config. */
   readonly extraKeyPaths?: readonly string[];
   /** Reused across runs so earlier generations' manifests are read once. */
@@ -101,7 +104,7 @@ export function checkHostKeeping(opts: CheckHostOptions): { run: CheckRun; state
     opts.manifests === null
       ? discoverManifests(fs, accounts, env)
       : explicitManifestRefs(fs, [...opts.manifests], accounts, env, platform);
-  const loaded = loadScopes(fs, refs, opts.manifestCache);
+  const loaded = loadScopes(fs, refs, opts.manifestCache, opts.allowNoManifests ?? false);
   const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
   const viewOf = accountViews(fs, accounts);
   const observed = scopes.map((s) => observeScope(viewOf.scope(s), s));
@@ -137,13 +140,17 @@ export function checkHostKeeping(opts: CheckHostOptions): { run: CheckRun; state
     homes: userHomes(accounts),
     startedAt,
     started,
+    uid: env.uid,
   });
   return { run, state: { root: opts.root, ...input, run } };
 }
 /** The pure part of a check: the families over what was read, and the status document. */
 function evaluate(
   input: Omit<CheckState, "root" | "run">,
-  rest: Pick<CheckRun, "sopsFiles" | "homes" | "startedAt"> & { readonly started: number },
+  rest: Pick<CheckRun, "sopsFiles" | "homes" | "startedAt"> & {
+    readonly started: number;
+    readonly uid: number;
+  },
 ): CheckRun {
   const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], {
     scopes: input.observed,
@@ -155,8 +162,10 @@ function evaluate(
   const problems: Problem[] = [...input.loadedProblems, ...engine.problems].sort(compareProblems);
   const recipients: HostRecipient[] = [...input.sops.identities.values()].flat();
   const families = [...engine.families, ...input.readFailures];
+  const document = buildStatus(input.observed, problems, recipients, families);
+  const partialView = partialViewOf(problems, rest.uid);
   return {
-    document: buildStatus(input.observed, problems, recipients, families),
+    document: partialView === undefined ? document : { ...document, partialView },
     families,
     observed: input.observed,
     sopsFiles: rest.sopsFiles,
@@ -199,7 +208,7 @@ export function recheckFiles(
     return oversized.length === 0 ? { ...rest, files } : { ...rest, files, oversized };
   });
   const input = { ...state, observed };
-  const run = evaluate(input, { ...state.run, startedAt, started });
+  const run = evaluate(input, { ...state.run, startedAt, started, uid: process.getuid?.() ?? 0 });
   return { run, state: { ...input, run }, reobserved: changed.size };
 }
 

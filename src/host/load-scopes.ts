@@ -59,11 +59,16 @@ export class ManifestCache {
   }
 }
 
-export function loadScopes(fs: RootFs, refs: readonly ManifestRef[], cache?: ManifestCache): LoadedScopes {
+export function loadScopes(
+  fs: RootFs,
+  refs: readonly ManifestRef[],
+  cache?: ManifestCache,
+  allowNoManifests = false,
+): LoadedScopes {
   if (refs.length === 0) {
     cache?.begin();
     cache?.end();
-    return { scopes: [], problems: [noManifests()] };
+    return { scopes: [], problems: [noManifests(allowNoManifests)] };
   }
   const scopes: DeclaredScope[] = [];
   const problems: Problem[] = [];
@@ -201,15 +206,21 @@ function itemInvalid(ref: ManifestRef, error: ManifestItemError): Problem {
   };
 }
 
-function noManifests(): Problem {
+/**
+ * Nothing checked is not healthy: `just switch && sops-agent status` must not pass on a host where no
+ * manifest was found (a wrong --root, a broken discovery, sops-nix not deployed). Hosts that run no
+ * sops-nix on purpose lower it to info.
+ */
+function noManifests(allowed: boolean): Problem {
   return {
     code: "no_manifests",
-    severity: "info",
+    severity: allowed ? "info" : "critical",
     scope: "host",
     subject: "/",
     path: "/",
     message:
       "no sops-nix manifest found in /run/current-system/activate, the sops-install-secrets units, the " +
-      "nix-darwin launch daemons or any home-manager sops-nix unit; pass --manifest PATH to name one",
+      "nix-darwin launch daemons or any home-manager sops-nix unit; pass --manifest PATH to name one" +
+      (allowed ? "" : ", or --allow-no-manifests (allow_no_manifests: true) on a host without sops-nix"),
   };
 }

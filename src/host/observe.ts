@@ -95,7 +95,8 @@ export function observeFile(
       : scope.user !== null && !isContainedName(declared.name)
         ? REFUSED_NAME
         : fs.lstatUnder(generationDir.real, generationDir.host, rel);
-  let unrenderedPlaceholder: boolean | null | "too-large" = null;
+  let unrenderedPlaceholder: boolean | null = null;
+  let contentDenied: string | null = null;
   if (
     declared.kind === "template" &&
     generationPath !== null &&
@@ -103,18 +104,19 @@ export function observeFile(
     facts.type === "file"
   ) {
     // A user scope's template is read only when the user owns it (home-manager renders it as her).
-    unrenderedPlaceholder =
+    const scanned =
       scope.user !== null && facts.uid !== scope.user.uid
         ? null
         : scanTemplate(fs, generationPath, facts, scope.user?.uid);
-    if (unrenderedPlaceholder === "too-large") {
+    if (typeof scanned === "object" && scanned !== null) contentDenied = scanned.denied;
+    else if (scanned !== "too-large") unrenderedPlaceholder = scanned;
+    else {
       oversized.push({
         scope: scope.scope,
         subject: declared.name,
         path: generationPath,
         limitBytes: MAX_TEMPLATE_SCAN,
       });
-      unrenderedPlaceholder = null;
     }
   }
   const link = isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)
@@ -124,7 +126,9 @@ export function observeFile(
     generationPath === null || facts.state !== "present"
       ? null
       : search.ofDirectory(generationPath.slice(0, generationPath.lastIndexOf("/")));
-  return { declared, generationPath, facts, unrenderedPlaceholder, searchPath, link };
+  return contentDenied === null
+    ? { declared, generationPath, facts, unrenderedPlaceholder, searchPath, link }
+    : { declared, generationPath, facts, unrenderedPlaceholder, searchPath, link, contentDenied };
 }
 
 function observeLink(fs: RootFs, declaredPath: string, search: SearchPaths): FileObservation["link"] {
@@ -221,7 +225,7 @@ function scanTemplate(
   generationPath: string,
   facts: PresentFacts,
   ownerUid: number | undefined,
-): boolean | null | "too-large" {
+): boolean | null | "too-large" | { readonly denied: string } {
   const scanner = new PlaceholderScanner();
   const read = fs.readChunks(
     generationPath,
@@ -231,7 +235,9 @@ function scanTemplate(
     ownerUid === undefined ? { seen: facts } : { seen: facts, ownerUid },
   );
   if (read === "too-large") return scanner.found ? true : "too-large";
-  return read === "done" ? scanner.found : null;
+  if (read === "done") return scanner.found;
+  // A template the agent may not read is not known to be healthy: the checks report it unreadable.
+  return read.error === "EACCES" || read.error === "EPERM" ? { denied: read.error } : null;
 }
 
 /** Whether a declared path is `<symlinkPath>/<rel>`, with the cheap string test first (it runs per secret). */
