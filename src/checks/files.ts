@@ -1,7 +1,13 @@
 // Per-file checks: every declared secret and template in the generation the link points to.
 
 import { activationLog } from "../core/activation-log.js";
-import { type Accounts, type DeclaredFile, type Principal, principalText } from "../core/model.js";
+import {
+  type Accounts,
+  type DeclaredFile,
+  type Principal,
+  principalText,
+  type ScopeName,
+} from "../core/model.js";
 import type { FileObservation, ObservedScope } from "../core/observation.js";
 import type { Problem } from "../core/problems.js";
 import { describeFacts, octal, problem } from "./common.js";
@@ -107,6 +113,21 @@ function wrongModeMessage(d: DeclaredFile, actual: number): string {
   return `Mode is ${octal(actual)}, declared ${d.modeText}${d.kind === "secret" ? " (umask may clear group/other write bits only)" : ""}. Something changed it after activation: run the switch again, and find what chmods it.`;
 }
 
+/**
+ * macOS keeps regular accounts in Directory Services, which sops-install-secrets' lookup sees: a name
+ * missing from /etc/passwd there is no sign of an abort. Mode and presence are still checked.
+ */
+function unverifiable(scope: ScopeName, d: DeclaredFile, what: "owner" | "group", name: string): Problem {
+  return problem(
+    "owner_unverifiable",
+    "warning",
+    scope,
+    d.name,
+    d.path,
+    `The declared ${what} "${name}" is not in /etc/${what === "owner" ? "passwd" : "group"}, and macOS keeps accounts in Directory Services, which cannot be asked from here (--root, or not on the macOS host itself): the file's ${what} is not checked. Run sops-agent on the Mac to verify it.`,
+  );
+}
+
 /** The numeric id a principal stands for on this host, or null when the name is unknown. */
 export function expectedId(p: Principal, accounts: Accounts, table: "users" | "groups"): number | null {
   if (p.kind === "id") return p.id;
@@ -119,7 +140,13 @@ function checkOwnership(file: FileObservation, accounts: Accounts, observed: Obs
   const problems: Problem[] = [];
   const scope = observed.declared.scope;
   // A database read only in part (input_too_large) cannot tell that a name is missing.
-  if (d.owner.kind === "name" && accounts.partial?.users !== true && !accounts.users.has(d.owner.name)) {
+  if (d.owner.kind === "name" && accounts.unverifiable?.users.has(d.owner.name) === true) {
+    problems.push(unverifiable(scope, d, "owner", d.owner.name));
+  } else if (
+    d.owner.kind === "name" &&
+    accounts.partial?.users !== true &&
+    !accounts.users.has(d.owner.name)
+  ) {
     problems.push(
       problem(
         "unknown_owner",
@@ -131,7 +158,13 @@ function checkOwnership(file: FileObservation, accounts: Accounts, observed: Obs
       ),
     );
   }
-  if (d.group.kind === "name" && accounts.partial?.groups !== true && !accounts.groups.has(d.group.name)) {
+  if (d.group.kind === "name" && accounts.unverifiable?.groups.has(d.group.name) === true) {
+    problems.push(unverifiable(scope, d, "group", d.group.name));
+  } else if (
+    d.group.kind === "name" &&
+    accounts.partial?.groups !== true &&
+    !accounts.groups.has(d.group.name)
+  ) {
     problems.push(
       problem(
         "unknown_group",

@@ -155,4 +155,9 @@ export interface Accounts {
    * so it is not reported unknown. Absent: both were read whole (or not at all).
    */
   readonly partial?: { readonly users: boolean; readonly groups: boolean; readonly limitBytes: number };
+  /**
+   * nix-darwin names absent from /etc/passwd and /etc/group that Directory Services could not be asked
+   * about (under --root, on another OS, no answer in time): they may well exist.
+   */
+  readonly unverifiable?: { readonly users: ReadonlySet<string>; readonly groups: ReadonlySet<string> };
 }

@@ -27,6 +27,8 @@ export const PROBLEM_CODES = {
   unknown_owner: "The declared owner is not in the host's passwd: sops-nix aborts every secret",
   unknown_group: "The declared group is not in the host's group database: sops-nix aborts every secret",
   unreadable: "The agent is not allowed to look at the file",
+  owner_unverifiable:
+    "A nix-darwin owner or group is not in /etc/passwd or /etc/group and Directory Services cannot be asked",
   owner_cannot_read:
     "The declared owner or group cannot reach or read the file: a directory on the way refuses them",
   link_missing: "The declared path outside symlinkPath does not exist",

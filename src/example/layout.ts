@@ -71,7 +71,13 @@ export interface HostSpec {
   readonly users?: readonly UserSpec[];
   /** Groups beyond root and keys; `members` are the supplementary members listed in /etc/group. */
   readonly groups?: readonly GroupSpec[];
-  readonly activation?: "classic" | "systemd";
+  readonly activation?: "classic" | "systemd" | "nix-darwin";
+  /**
+   * macOS accounts that live in Directory Services, not /etc/passwd or /etc/group (nix-darwin): files are
+   * laid out with their ids, the databases do not list them.
+   */
+  readonly directoryUsers?: readonly UserSpec[];
+  readonly directoryGroups?: readonly GroupSpec[];
   readonly system?: ScopeSpec;
   readonly forUsers?: ScopeSpec;
   /** home-manager scopes by user name; the runtime directory exists unless `loggedIn` is false. */
@@ -100,6 +106,8 @@ export class HostLayout {
   readonly scopes = new Map<string, LaidScope>();
   private readonly users: UserSpec[];
   private readonly groups: GroupSpec[];
+  private readonly directoryUsers: readonly UserSpec[];
+  private readonly directoryGroups: readonly GroupSpec[];
   private readonly sopsFiles = new Map<string, { keys: Set<string>; recipients: Set<string> }>();
 
   constructor(root: string, spec: HostSpec) {
@@ -111,6 +119,8 @@ export class HostLayout {
       { name: "keys", gid: KEYS_GID },
     ].filter((g) => !(spec.groups ?? []).some((s) => s.name === g.name));
     this.groups = [...builtIn, ...(spec.groups ?? [])];
+    this.directoryUsers = spec.directoryUsers ?? [];
+    this.directoryGroups = spec.directoryGroups ?? [];
   }
 
   /** The real path of a host path inside the layout. */
@@ -160,8 +170,8 @@ export class HostLayout {
     if (name === null || name === undefined || name === "") return id ?? 0;
     const entry =
       table === "users"
-        ? this.users.find((u) => u.name === name)?.uid
-        : this.groups.find((g) => g.name === name)?.gid;
+        ? [...this.users, ...this.directoryUsers].find((u) => u.name === name)?.uid
+        : [...this.groups, ...this.directoryGroups].find((g) => g.name === name)?.gid;
     // An unknown name: sops-nix would abort; lay the file out as root so the test sees the declared name fail.
     return entry ?? 0;
   }
@@ -465,8 +475,20 @@ const INSTALL = `/nix/store/${storeHash("sops-install-secrets")}-sops-install-se
 function writeSystemEntryPoints(
   host: HostLayout,
   manifests: readonly string[],
-  activation: "classic" | "systemd",
+  activation: "classic" | "systemd" | "nix-darwin",
 ): void {
+  if (activation === "nix-darwin") {
+    // modules/nix-darwin: a LaunchDaemon per manifest runs sops-install-secrets once the store is there.
+    for (const m of manifests) {
+      const forUsers = m.endsWith("-for-users.json");
+      const label = `org.nixos.sops-install-secrets${forUsers ? "-for-users" : ""}`;
+      host.writeFile(
+        `/Library/LaunchDaemons/${label}.plist`,
+        `<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>Label</key><string>${label}</string><key>ProgramArguments</key><array><string>/bin/sh</string><string>-c</string><string>/bin/wait4path /nix/store &amp;&amp; exec ${INSTALL}${forUsers ? " -ignore-passwd" : ""} ${m}</string></array><key>RunAtLoad</key><true/></dict></plist>\n`,
+      );
+    }
+    return;
+  }
   const system = `/nix/store/${storeHash("system")}-nixos-system-example-26.05`;
   if (activation === "classic") {
     const snippets = manifests.map((m) => {

@@ -24,7 +24,8 @@ import { buildStatus } from "../core/status.js";
 import type { UsageObservation } from "../core/usage.js";
 import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
-import { readAccounts } from "./accounts.js";
+import { readAccounts, withDarwinAccounts } from "./accounts.js";
+import { type DirectoryService, liveDirectoryService } from "./directory-service.js";
 import { discoverManifests, explicitManifestRefs } from "./discovery.js";
 import {
   type DeclarationMemory,
@@ -108,7 +109,7 @@ export function checkHostKeeping(opts: CheckHostOptions): { run: CheckRun; state
   const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
   const viewOf = accountViews(fs, accounts);
   const observed = scopes.map((s) => observeScope(viewOf.scope(s), s));
-  const host = observeHost(fs, accounts, viewOf.home);
+  const host = observeHost(fs, withDarwinAccounts(accounts, scopes, darwinDirectory(fs)), viewOf.home);
   // The observations beyond the declared files run isolated, like the check families: one that throws is
   // reported as a failed family (the run is then incomplete) and the others still run.
   const leftovers = isolated("history-read", NO_ORPHAN_OBSERVATION, () =>
@@ -361,6 +362,11 @@ function liveServiceManager(fs: RootFs): ServiceManager | null {
   if (process.platform === "darwin") return new SystemServiceManager();
   const booted = fs.lstat("/run/systemd/system");
   return booted.state === "present" && booted.type === "directory" ? new SystemServiceManager() : null;
+}
+
+/** Directory Services, asked only on the Mac itself: under --root or on another OS it is not the host's. */
+function darwinDirectory(fs: RootFs): DirectoryService | null {
+  return process.platform === "darwin" && fs.root === "/" ? liveDirectoryService() : null;
 }
 
 /** macOS' per-user temporary directory, which sops-nix uses for `%r`; only knowable on the live host. */
