@@ -354,10 +354,22 @@ function ageKeyFileSource(fs: RootFs, key: DeclaredKey, converted: readonly KeyS
       ],
     };
   }
-  const parse = parsedIdentityFile(text);
+  // Appended after sops-nix's own first line, the armour is just a line sops cannot parse.
+  return parsedSource(base, parsedIdentityFile(text), {
+    line: 1,
+    reason: "a passphrase-encrypted identity file, which sops-nix cannot use (its lines are not identities)",
+  });
+}
+
+/** What sops holds from a parsed identity file, or why it holds nothing (sops parses a file all or nothing). */
+function parsedSource(
+  base: Pick<KeySource, "path" | "origin" | "drops">,
+  parse: IdentityFileParse,
+  encrypted: { readonly line: number | null; readonly reason: string },
+): KeySource {
   switch (parse.state) {
     case "parsed":
-      return { ...base, status: { state: "usable" }, identities: held(parse, key.path) };
+      return { ...base, status: { state: "usable" }, identities: held(parse, base.path) };
     case "invalid":
       return {
         ...base,
@@ -365,17 +377,7 @@ function ageKeyFileSource(fs: RootFs, key: DeclaredKey, converted: readonly KeyS
         identities: [],
       };
     case "encrypted":
-      // Appended after sops-nix's own first line, the armour is just a line sops cannot parse.
-      return {
-        ...base,
-        status: {
-          state: "invalid",
-          line: 1,
-          reason:
-            "a passphrase-encrypted identity file, which sops-nix cannot use (its lines are not identities)",
-        },
-        identities: [],
-      };
+      return { ...base, status: { state: "invalid", ...encrypted }, identities: [] };
   }
 }
 
@@ -387,28 +389,10 @@ function sourceFrom(found: KeySource | null, p: string, origin: KeyOrigin): KeyS
 }
 
 function inlineSource(parse: IdentityFileParse): KeySource {
-  const base = { path: "SOPS_AGE_KEY", origin: "SOPS_AGE_KEY" as const, drops: [] };
-  switch (parse.state) {
-    case "parsed":
-      return { ...base, status: { state: "usable" }, identities: held(parse, base.path) };
-    case "invalid":
-      return {
-        ...base,
-        status: { state: "invalid", line: parse.line, reason: parse.reason },
-        identities: [],
-      };
-    case "encrypted":
-      return {
-        ...base,
-        status: {
-          state: "invalid",
-          line: null,
-          reason:
-            "passphrase-encrypted identities: sops asks for the passphrase, which sops-nix cannot answer",
-        },
-        identities: [],
-      };
-  }
+  return parsedSource({ path: "SOPS_AGE_KEY", origin: "SOPS_AGE_KEY", drops: [] }, parse, {
+    line: null,
+    reason: "passphrase-encrypted identities: sops asks for the passphrase, which sops-nix cannot answer",
+  });
 }
 
 /** `~/.config/sops/age/keys.txt` (or its macOS and XDG equivalents), read by sops itself. */
@@ -433,28 +417,11 @@ function defaultKeysTxtSource(fs: RootFs, p: string): KeySource | null {
       ],
     };
   }
-  const parse = parsedIdentityFile(text);
-  switch (parse.state) {
-    case "parsed":
-      return { ...base, status: { state: "usable" }, identities: held(parse, p) };
-    case "invalid":
-      return {
-        ...base,
-        status: { state: "invalid", line: parse.line, reason: parse.reason },
-        identities: [],
-      };
-    case "encrypted":
-      return {
-        ...base,
-        status: {
-          state: "invalid",
-          line: null,
-          reason:
-            "a passphrase-encrypted identity file: sops asks for the passphrase, which the sops-nix service cannot answer",
-        },
-        identities: [],
-      };
-  }
+  return parsedSource(base, parsedIdentityFile(text), {
+    line: null,
+    reason:
+      "a passphrase-encrypted identity file: sops asks for the passphrase, which the sops-nix service cannot answer",
+  });
 }
 
 /** `~/.ssh/id_ed25519` or `~/.ssh/id_rsa`, read by sops itself when it exists (keysource.go:327-350). */
