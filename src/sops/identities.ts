@@ -395,6 +395,27 @@ function inlineSource(parse: IdentityFileParse): KeySource {
   });
 }
 
+/** A key file sops would read but the agent could not: not a regular file, or not readable by the agent. */
+function unreadSource(
+  base: Pick<KeySource, "path" | "origin" | "drops">,
+  errno: string,
+  could: "age" | "ssh",
+): KeySource {
+  if (errno === "EISDIR" || errno === "EINVAL")
+    return {
+      ...base,
+      status: { state: "invalid", line: null, reason: "is not a regular file" },
+      identities: [],
+    };
+  return {
+    ...base,
+    status: { state: "unreadable", errno },
+    identities: [
+      { kind: "unknown", could, source: base.path, why: `may not be read by the agent (${errno})` },
+    ],
+  };
+}
+
 /** `~/.config/sops/age/keys.txt` (or its macOS and XDG equivalents), read by sops itself. */
 function defaultKeysTxtSource(fs: RootFs, p: string): KeySource | null {
   const base = { path: p, origin: "sops default" as const, drops: [] };
@@ -402,20 +423,7 @@ function defaultKeysTxtSource(fs: RootFs, p: string): KeySource | null {
   if (resolved.state === "absent" || resolved.state === "loop") return null;
   const text = read(fs, p);
   if (typeof text !== "string") {
-    if (text.error === "ENOENT") return null;
-    if (text.error === "EISDIR" || text.error === "EINVAL")
-      return {
-        ...base,
-        status: { state: "invalid", line: null, reason: "is not a regular file" },
-        identities: [],
-      };
-    return {
-      ...base,
-      status: { state: "unreadable", errno: text.error },
-      identities: [
-        { kind: "unknown", could: "age", source: p, why: `may not be read by the agent (${text.error})` },
-      ],
-    };
+    return text.error === "ENOENT" ? null : unreadSource(base, text.error, "age");
   }
   return parsedSource(base, parsedIdentityFile(text), {
     line: null,
@@ -432,20 +440,7 @@ function nativeSshSource(fs: RootFs, p: string): KeySource | null {
   if (resolved.state !== "resolved") return null;
   const text = read(fs, p);
   if (typeof text !== "string") {
-    if (text.error === "ENOENT") return null;
-    if (text.error === "EISDIR" || text.error === "EINVAL")
-      return {
-        ...base,
-        status: { state: "invalid", line: null, reason: "is not a regular file" },
-        identities: [],
-      };
-    return {
-      ...base,
-      status: { state: "unreadable", errno: text.error },
-      identities: [
-        { kind: "unknown", could: "ssh", source: p, why: `may not be read by the agent (${text.error})` },
-      ],
-    };
+    return text.error === "ENOENT" ? null : unreadSource(base, text.error, "ssh");
   }
   const key: SshPrivateKey = inspectSshPrivateKey(text);
   if (key.state === "not-a-key")
