@@ -35,6 +35,25 @@ describe("parseDuration", () => {
     if (!d.ok) expect(d.reason).toContain(reason);
   });
 
+  // The exporter-toolkit web config is read by Go's time.ParseDuration: same grammar, Go's units only.
+  it.each([
+    ["1s", 1000],
+    ["500ms", 500],
+    ["1m30s", 90_000],
+    ["0", 0],
+    ["+2s", 2000],
+    [".5s", 500],
+    ["1500us", 1.5],
+    ["1500\u00b5s", 1.5],
+    ["2000000ns", 2],
+  ])("Go dialect: %j is %d ms", (text, ms) => {
+    expect(parseDuration(text, "go")).toEqual({ ok: true, ms });
+  });
+
+  it.each([["1d"], ["30"], [""], ["x"], [" 1s"]])("Go dialect: %j is refused as Go refuses it", (text) => {
+    expect(parseDuration(text, "go").ok).toBe(false);
+  });
+
   it.each([
     [0, "0s"],
     [4_200, "4s"],

@@ -6,7 +6,6 @@ import {
   ConfigError,
   clientCertAllowed,
   loadWebConfig,
-  parseGoDuration,
   parseWebConfig,
   type TlsServerConfig,
 } from "../src/agent/web-config.js";
@@ -116,7 +115,7 @@ describe("parseWebConfig", () => {
     [
       "bad interval",
       "rate_limit:\n  interval: soon\n",
-      `${FILE}:2: "rate_limit.interval" is not a duration: "soon"`,
+      `${FILE}:2: "rate_limit.interval" is not a duration (e.g. 30s, 1m30s, 500ms, 2h): "soon"`,
     ],
     [
       "http2 not bool",
@@ -140,10 +139,20 @@ describe("parseWebConfig", () => {
     ["1s", 1],
     ["500ms", 0.5],
     ["1m30s", 90],
-    ["0", 0],
-    ["x", null],
-    ["", null],
-  ])("parses the duration %j", (text, want) => expect(parseGoDuration(text)).toBe(want));
+    ["1500us", 0.0015],
+  ])("reads rate_limit.interval %j with the shared duration parser", (text, seconds) => {
+    const config = parseWebConfig(`rate_limit:\n  interval: ${text}\n  burst: 2\n`, "/etc/web.yml");
+    expect(config.rateLimit).toEqual({ intervalSeconds: seconds, burst: 2 });
+  });
+
+  it.each([["x"], ["1d"], ['"30"']])(
+    "refuses rate_limit.interval %j, naming the file, line and field",
+    (text) => {
+      expect(() => parseWebConfig(`rate_limit:\n  interval: ${text}\n`, "/etc/web.yml")).toThrow(
+        /\/etc\/web\.yml:2: "rate_limit\.interval" is not a duration/,
+      );
+    },
+  );
 });
 
 describe("client certificate policies", () => {

@@ -6,6 +6,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { createSecureContext } from "node:tls";
+import { parseDuration } from "../core/duration.js";
 import { errnoOf } from "../host/rootfs.js";
 import {
   booleanValue,
@@ -250,29 +251,12 @@ function parseRateLimit(src: YamlSource, entry: Entry): WebConfig["rateLimit"] {
     if (e.key === "burst") burst = integerValue(src, e, "rate_limit.burst");
     else {
       const t = stringValue(src, e, "rate_limit.interval");
-      const seconds = parseGoDuration(t);
-      if (seconds === null) throw src.error(e.value, `"rate_limit.interval" is not a duration: "${t}"`);
-      intervalSeconds = seconds;
+      const parsed = parseDuration(t, "go");
+      if (!parsed.ok) throw src.error(e.value, `"rate_limit.interval" ${parsed.reason}: "${t}"`);
+      intervalSeconds = parsed.ms / 1000;
     }
   }
   return intervalSeconds > 0 ? { intervalSeconds, burst: Math.max(1, burst) } : null;
-}
-
-/** A Go/Prometheus duration such as `1s`, `500ms`, `1m30s`; null when malformed. */
-export function parseGoDuration(text: string): number | null {
-  if (text === "0") return 0;
-  const unit: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
-  const re = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (m === null) return null;
-    total += Number(m[1]) * (unit[m[2] ?? ""] ?? 0);
-    pos = re.lastIndex;
-  }
-  return text === "" ? null : total;
 }
 
 /** Reads and parses a web config file; a read failure is a ConfigError on line 1. */
