@@ -41,7 +41,7 @@ export function checkOwnerAccess(
   for (const file of observed.files) {
     const f = file.facts;
     if (f.state !== "present" || f.type !== "file" || file.generationPath === null) continue;
-    for (const reader of readersOf(file.declared, accounts, supplementary)) {
+    for (const reader of readersOf(file.declared, observed.declared.userMode, accounts, supplementary)) {
       const blocked = firstRefusal(reader, file, fileMatchesDeclaration(file, accounts));
       if (blocked === null) continue;
       problems.push(cannotRead(observed, file, reader, blocked));
@@ -54,9 +54,13 @@ export function checkOwnerAccess(
 /**
  * Who is meant to read the file: its owner, and the declared group when the declared mode lets the group
  * read. Root passes every check (CAP_DAC_OVERRIDE) and is left out; an unknown name is reported elsewhere.
+ * No group reader for root's group (gid 0, sops-nix's default when no owner is set: modules/sops/default.nix
+ * :121-135), whose member is root, nor in a user scope: a home-manager manifest declares no owner or group
+ * (modules/home-manager/sops.nix), the files are the user's own, and her runtime directory is 0700 anyway.
  */
 function readersOf(
   d: DeclaredFile,
+  userMode: boolean,
   accounts: Accounts,
   supplementary: ReadonlyMap<string, readonly number[]>,
 ): Reader[] {
@@ -65,7 +69,7 @@ function readersOf(
   if (owner !== null && owner.uid !== 0)
     readers.push({ credentials: owner, who: `the owner ${principalText(d.owner)}` });
   const gid = expectedId(d.group, accounts, "groups");
-  if ((d.mode & 0o040) !== 0 && gid !== null)
+  if ((d.mode & 0o040) !== 0 && gid !== null && gid !== 0 && !userMode)
     readers.push({
       credentials: { uid: NO_UID, gids: [gid] },
       who: `members of group ${principalText(d.group)}`,
@@ -126,17 +130,21 @@ function cannotRead(
     scope.scope,
     d.name,
     v.path,
-    `The ${d.kind} ${d.name} cannot be read by its reader: ${why}.${umaskHint(scope.mountPoint, v)}`,
+    `The ${d.kind} ${d.name} cannot be read by its reader: ${why}.${umaskHint(scope.mountPoint, refusal)}`,
   );
 }
 
 /**
  * When the blocking directory is one sops-install-secrets made 0751 (or a link parent it made 0777) and
- * its mode is exactly that minus some bits, those bits were the umask it ran under.
+ * its mode is exactly that minus some bits, those bits were the umask it ran under. A directory above the
+ * mount point (`/run/user/1000`, made 0700 by logind) is not one of them.
  */
-function umaskHint(mountPoint: string, v: Extract<WalkVerdict, { ok: false }>): string {
+function umaskHint(mountPoint: string, refusal: Refusal): string {
+  const v = refusal.verdict;
   if (v.need !== "search") return "";
-  const made = v.path === mountPoint || v.path.startsWith(`${mountPoint}/`) ? 0o751 : 0o777;
+  const inMount = v.path === mountPoint || v.path.startsWith(`${mountPoint}/`);
+  if (!inMount && refusal.where !== "link") return "";
+  const made = inMount ? 0o751 : 0o777;
   if ((v.mode & ~made) !== 0 || v.mode === made) return "";
   const umask = made & ~v.mode;
   return ` sops-install-secrets creates it ${octal(made)} through its umask (main.go:431-457): it ran under a umask clearing ${octal(umask)} (a leaked umask, nixpkgs#260958, sops-nix#415). Run the activation with umask 022 (or \`chmod ${octal(made)} ${v.path}\` until the next switch).`;
