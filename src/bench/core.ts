@@ -8,7 +8,9 @@ import { performance } from "node:perf_hooks";
 import { exampleIdentity } from "../example/example-host.js";
 import { layoutHost } from "../example/layout.js";
 import { checkHost } from "../host/check-host.js";
+import { DeclarationMemory, HistoryCache } from "../host/history.js";
 import { ManifestCache } from "../host/load-scopes.js";
+import { UsageCache } from "../host/usage.js";
 import { SopsFileCache } from "../sops/reader.js";
 
 export function benchRoot(prefix: string): string {
@@ -65,8 +67,17 @@ export function measureCore(secrets: number, runs = 15): CoreFigure {
       path.join(root, `/run/secrets.d/1/svc${i % 100}/secret-${i}`),
     );
     const cache = new SopsFileCache();
-    // The agent's caches, as in a long-running agent: manifests and sops files are parsed once.
-    const options = { root, manifests: null, env: {}, sopsCache: cache, manifestCache: new ManifestCache() };
+    // The agent's caches, as in a long-running agent: manifests, sops files and earlier generations are read once.
+    const options = {
+      root,
+      manifests: null,
+      env: {},
+      sopsCache: cache,
+      manifestCache: new ManifestCache(),
+      historyCache: new HistoryCache(),
+      memory: new DeclarationMemory(),
+      usageCache: new UsageCache(),
+    };
     const first = checkHost(options);
     if (first.document.secrets.length !== secrets || first.document.problems.length > 0) {
       throw new Error(`bench host is not healthy: ${JSON.stringify(first.document.problems.slice(0, 3))}`);
@@ -87,7 +98,14 @@ export function measureCore(secrets: number, runs = 15): CoreFigure {
     }
     const cold = [0, 1, 2].map(() =>
       timeMs(
-        () => checkHost({ ...options, sopsCache: new SopsFileCache(), manifestCache: new ManifestCache() }),
+        () =>
+          checkHost({
+            root,
+            manifests: null,
+            env: {},
+            sopsCache: new SopsFileCache(),
+            manifestCache: new ManifestCache(),
+          }),
         1,
       ),
     );

@@ -258,7 +258,7 @@ function observeLeftovers(
     opts.manifests === null
       ? readFormerDeclarations(fs, scopes, opts.historyCache, opts.memory, viewOf)
       : (opts.memory?.entries() ?? []);
-  return observeOrphans(fs, observed, former, viewOf);
+  return observeOrphans(fs, observed, former, viewOf, opts.historyCache);
 }
 
 /** Runs one observation; a throw gives the fallback and a failed family result named `family`. */

@@ -4,6 +4,7 @@
 // only its `path` links are kept.
 
 import * as path from "node:path";
+import type { PathFacts } from "../core/facts.js";
 import type { FormerDeclaration, FormerLink, OrphanObservation } from "../core/history.js";
 import { parseManifest } from "../core/manifest.js";
 import type { DeclaredScope, ScopeName } from "../core/model.js";
@@ -61,7 +62,15 @@ interface ProfileGeneration {
 export class HistoryCache {
   private manifestsOf = new Map<string, readonly string[]>();
   private linksOf = new Map<string, readonly FormerLink[] | null>();
+  private listingsOf = new Map<string, Listing>();
   private reads = 0;
+  private listed = 0;
+  private readonly clock: () => number;
+
+  /** `now`: the wall clock in ms (tests move it on to make a fresh generation look settled). */
+  constructor(opts: { readonly now?: () => number } = {}) {
+    this.clock = opts.now ?? Date.now;
+  }
 
   /** Manifests parsed since the cache was created (tests and the bench). */
   get manifestReads(): number {
@@ -92,6 +101,44 @@ export class HistoryCache {
     }
     used.set(key, hit ?? null);
     return hit ?? null;
+  }
+
+  /** Directories of current generations read (readdir) since the cache was created (tests count them). */
+  get directoryListings(): number {
+    return this.listed;
+  }
+
+  /**
+   * The undeclared regular files of a current generation: listed again only when one of the directories
+   * walked last time looks different now (an entry added, removed or renamed moves its directory's mtime),
+   * when the declarations changed, or when the last listing was too recent to trust (below).
+   * @internal
+   */
+  generationFiles(fs: RootFs, dir: string, scope: DeclaredScope): readonly string[] | null {
+    const key = `${scope.scope}\0${fs.as?.uid ?? ""}\0${dir}`;
+    const known = this.listingsOf.get(key);
+    const used = this.usedListings;
+    if (
+      known !== undefined &&
+      known.dirs !== null &&
+      known.secrets === scope.secrets &&
+      known.templates === scope.templates &&
+      known.dirs.every((d) => sameDirectory(d, fs))
+    ) {
+      used.set(key, known);
+      return known.files;
+    }
+    const listing = listFiles(fs, dir, scope, this.clock(), () => this.listed++);
+    used.set(key, listing);
+    return listing.files;
+  }
+
+  private usedListings = new Map<string, Listing>();
+
+  /** Drops the listings the last check did not use (a generation that is gone); called once per check. */
+  keepListings(): void {
+    this.listingsOf = this.usedListings;
+    this.usedListings = new Map();
   }
 
   /** @internal */
@@ -287,6 +334,7 @@ export function observeOrphans(
   observed: readonly ObservedScope[],
   former: readonly FormerDeclaration[],
   viewOf: ScopeView = () => fs,
+  cache: HistoryCache = new HistoryCache(),
 ): OrphanObservation {
   const byScope = new Map(observed.map((o) => [o.declared.scope, o]));
   const linkFacts = new Map<string, ReturnType<RootFs["lstat"]>>();
@@ -305,17 +353,65 @@ export function observeOrphans(
     const dir = o.generation?.resolution;
     if (dir?.state !== "resolved" || dir.facts.type !== "directory") continue;
     if (o.declared.user !== null && dir.facts.uid !== o.declared.user.uid) continue;
-    const files = listFiles(viewOf(o.declared), dir.path, o.declared);
+    const files = cache.generationFiles(viewOf(o.declared), dir.path, o.declared);
     if (files !== null) generationFiles.set(o.declared.scope, files);
   }
+  cache.keepListings();
   return { former, linkFacts, generationFiles };
+}
+
+/**
+ * A listing is trusted again only when every directory it walked last changed (ctime) this long before the
+ * listing began. File systems stamp a change with a coarse clock (a jiffy; whole seconds on some): an
+ * entry added in the same tick as the change seen before, but after the listing, would leave the stamps as
+ * they were. A change after a listing that began this much later always moves them (the racy-git rule).
+ * Generations are written once at activation, so a few seconds later their listing is reused.
+ */
+const SETTLED_MS = 2_000;
+
+/** One generation tree's listing and what it was made from. */
+interface Listing {
+  readonly secrets: DeclaredScope["secrets"];
+  readonly templates: DeclaredScope["templates"];
+  /** Every directory read, with its lstat before the read; null when the listing must not be reused. */
+  readonly dirs: readonly ListedDirectory[] | null;
+  readonly files: readonly string[] | null;
+}
+
+interface ListedDirectory {
+  readonly path: string;
+  readonly facts: PathFacts;
+  readonly ctimeMs: number;
+}
+
+/**
+ * The directory is unchanged: same inode, entries (mtime), access (mode, owner) and no change at all since
+ * (ctime: an mtime set back by hand still moves it).
+ */
+function sameDirectory(d: ListedDirectory, fs: RootFs): boolean {
+  const stamp = { ctimeMs: Number.NaN };
+  const a = d.facts;
+  const b = fs.lstat(d.path, stamp);
+  return (
+    stamp.ctimeMs === d.ctimeMs &&
+    a.state === "present" &&
+    b.state === "present" &&
+    b.type === "directory" &&
+    a.ino === b.ino &&
+    a.mtimeMs === b.mtimeMs &&
+    a.mode === b.mode &&
+    a.uid === b.uid &&
+    a.gid === b.gid
+  );
 }
 
 /**
  * Regular files under a generation directory, relative to it. Declared files are taken on the manifest's word
  * (the files family lstats them already); only undeclared names cost an lstat. Null when the tree is too big.
  */
-function listFiles(fs: RootFs, dir: string, scope: DeclaredScope): string[] | null {
+function listFiles(fs: RootFs, dir: string, scope: DeclaredScope, now: number, onRead: () => void): Listing {
+  const dirs: ListedDirectory[] = [];
+  let reusable = true;
   const declared = new Set<string>();
   const declaredDirs = new Set<string>();
   for (const f of [...scope.secrets, ...scope.templates]) {
@@ -326,7 +422,16 @@ function listFiles(fs: RootFs, dir: string, scope: DeclaredScope): string[] | nu
   const files: string[] = [];
   let listed = 0;
   const walk = (rel: string, depth: number): boolean => {
-    const names = fs.readdir(rel === "" ? dir : `${dir}/${rel}`);
+    const at = rel === "" ? dir : `${dir}/${rel}`;
+    // Its lstat before its read: a change during the read moves the mtime past the one recorded.
+    const stamp = { ctimeMs: Number.POSITIVE_INFINITY };
+    const facts = fs.lstat(at, stamp);
+    // A directory reached through a link (a declared one may be) is not vouched for by its own lstat.
+    if (facts.state !== "present" || facts.type !== "directory" || stamp.ctimeMs > now - SETTLED_MS)
+      reusable = false;
+    dirs.push({ path: at, facts, ctimeMs: stamp.ctimeMs });
+    onRead();
+    const names = fs.readdir(at);
     listed += names.length;
     if (listed > MAX_LISTED) return false;
     for (const name of names) {
@@ -343,5 +448,11 @@ function listFiles(fs: RootFs, dir: string, scope: DeclaredScope): string[] | nu
     }
     return true;
   };
-  return walk("", 0) ? files : null;
+  const complete = walk("", 0);
+  return {
+    secrets: scope.secrets,
+    templates: scope.templates,
+    dirs: reusable ? dirs : null,
+    files: complete ? files : null,
+  };
 }

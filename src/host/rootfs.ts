@@ -35,16 +35,16 @@ export class RootFs {
    * directory is resolved inside the root first: the kernel would otherwise follow a symlink in a parent
    * (an absolute link to /persist, say) on the running host.
    */
-  lstat(hostPath: string): PathFacts {
-    if (this.root === "/" && this.as === null) return this.lstatReal(this.real(hostPath));
+  lstat(hostPath: string, stamp?: ChangeStamp): PathFacts {
+    if (this.root === "/" && this.as === null) return this.lstatReal(this.real(hostPath), stamp);
     const normal = path.posix.normalize(`/${hostPath}`);
-    if (normal === "/") return this.lstatReal(this.root);
+    if (normal === "/") return this.lstatReal(this.root, stamp);
     const parent = this.resolveDir(path.posix.dirname(normal));
     if (parent.state === "inaccessible") return { state: "inaccessible", errno: parent.errno };
     if (parent.state !== "resolved" || parent.facts.type !== "directory") return ABSENT;
     // Looking at an entry takes search permission on its directory.
     if (this.as !== null && !permits(this.as, parent.facts, SEARCH)) return DENIED;
-    return this.lstatReal(`${this.real(parent.path)}/${path.posix.basename(normal)}`);
+    return this.lstatReal(`${this.real(parent.path)}/${path.posix.basename(normal)}`, stamp);
   }
 
   /**
@@ -94,7 +94,7 @@ export class RootFs {
     return resolved;
   }
 
-  private lstatReal(real: string): PathFacts {
+  private lstatReal(real: string, stamp?: ChangeStamp): PathFacts {
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(real, NO_THROW);
@@ -102,6 +102,7 @@ export class RootFs {
       return errnoFacts(err);
     }
     if (st === undefined) return ABSENT;
+    if (stamp !== undefined) stamp.ctimeMs = st.ctimeMs;
     const type = fileTypeOf(st);
     if (type !== "symlink") return presentFacts(st, type);
     try {
@@ -310,6 +311,14 @@ export class RootFs {
 }
 
 const NO_THROW = { throwIfNoEntry: false } as const;
+
+/**
+ * Filled in by an lstat that finds the path: its inode change time, which no one can set back (unlike the
+ * mtime), for caches that must notice any change to a directory. Not part of PathFacts: no check needs it.
+ */
+export interface ChangeStamp {
+  ctimeMs: number;
+}
 
 // O_NOFOLLOW: a final symlink is refused (ELOOP), never followed; O_NONBLOCK: opening a FIFO returns at once.
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
