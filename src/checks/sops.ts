@@ -21,12 +21,44 @@ function run(input: CheckInput): Problem[] {
     const ready = scopeReadiness(declared, input.sops);
     // Many secrets share a file: decide recipients once per file and scope, not once per secret.
     const verdicts = new Map<string, RecipientVerdict | null>();
-    for (const secret of declared.secrets) {
+    const memo = keyMemoOf(declared);
+    const secrets = declared.secrets;
+    for (let i = 0; i < secrets.length; i++) {
+      const secret = secrets[i] as DeclaredSecret;
       const view = viewFor(input.sops.files.get(secret.sopsFile), secret.format);
-      for (const p of checkSecret(declared, secret, view, ready, verdicts)) problems.push(p);
+      for (const p of checkSecret(declared, secret, view, ready, verdicts, memo, i)) problems.push(p);
     }
   }
   return problems;
+}
+
+/**
+ * The key verdicts of a scope's secrets, by index, with the parsed document each was reached from. A key's
+ * verdict depends on nothing else: while the sops file is unchanged (the sops cache hands out the same
+ * document) it is reused, and a re-keyed or edited file (a new document) is looked up again.
+ */
+interface KeyMemo {
+  readonly scope: string;
+  readonly documents: (SopsDocument | undefined)[];
+  readonly problems: (readonly Problem[] | undefined)[];
+}
+
+/** By the declarations' array: the manifest cache hands out the same one while the manifest is unchanged. */
+const keyMemos = new WeakMap<readonly DeclaredSecret[], KeyMemo>();
+
+function keyMemoOf(scope: DeclaredScope): KeyMemo {
+  const known = keyMemos.get(scope.secrets);
+  if (known !== undefined && known.scope === scope.scope) return known;
+  const memo: KeyMemo = { scope: scope.scope, documents: [], problems: [] };
+  keyMemos.set(scope.secrets, memo);
+  return memo;
+}
+
+let keyLookups = 0;
+
+/** How many secrets' keys were looked up in their documents since the process started (tests count it). */
+export function keyLookupCount(): number {
+  return keyLookups;
 }
 
 export function checkSecret(
@@ -35,6 +67,8 @@ export function checkSecret(
   view: SopsFileView,
   ready: ScopeReadiness,
   verdicts: Map<string, RecipientVerdict | null> = new Map(),
+  memo?: KeyMemo,
+  index = -1,
 ): readonly Problem[] {
   const at = (code: Problem["code"], severity: Problem["severity"], message: string): Problem =>
     problem(code, severity, scope.scope, secret.name, secret.sopsFile, message);
@@ -62,7 +96,16 @@ export function checkSecret(
         verdict = r === undefined ? null : recipientVerdict(scope, secret.sopsFile, r, ready.keyring);
         verdicts.set(secret.sopsFile, verdict);
       }
-      const keyProblems = checkKey(secret, view.document, at);
+      let keyProblems: readonly Problem[] | undefined;
+      if (memo !== undefined && memo.documents[index] === view.document) keyProblems = memo.problems[index];
+      if (keyProblems === undefined) {
+        keyLookups++;
+        keyProblems = checkKey(secret, view.document, at);
+        if (memo !== undefined) {
+          memo.documents[index] = view.document;
+          memo.problems[index] = keyProblems;
+        }
+      }
       return verdict === null
         ? keyProblems
         : [...keyProblems, at(verdict.code, verdict.severity, verdict.message(secret))];
