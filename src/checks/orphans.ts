@@ -29,6 +29,8 @@ export const orphansFamily: CheckFamily = {
 
 /** Former `path` links of a scope that nothing declares now and that still point into its secrets. */
 export function orphanLinks(scope: DeclaredScope, orphans: OrphanObservation): Problem[] {
+  // Most checks have no earlier declaration of this scope: no set of its 10,000 paths then.
+  if (!orphans.former.some((f) => f.scope === scope.scope)) return [];
   const declaredNow = new Set<string>();
   for (const f of scope.secrets) declaredNow.add(f.path);
   for (const f of scope.templates) declaredNow.add(f.path);
@@ -78,7 +80,8 @@ export function orphanFiles(observed: ObservedScope, orphans: OrphanObservation)
   const files = orphans.generationFiles.get(observed.declared.scope);
   const generationDir =
     observed.generation?.resolution.state === "resolved" ? observed.generation.resolution.path : null;
-  if (files === undefined || generationDir === null) return [];
+  // The listing holds undeclared files only, so a clean generation builds no set of its declared names.
+  if (files === undefined || files.length === 0 || generationDir === null) return [];
   const declared = new Set<string>();
   for (const f of observed.declared.secrets) declared.add(relativeInGeneration(f));
   for (const f of observed.declared.templates) declared.add(relativeInGeneration(f));
