@@ -1,7 +1,8 @@
 // Strict YAML reading shared by the agent's config and web config: every error names the file, the line
 // and the key, like blackbox_exporter's strict decoding, so an operator finds a typo without guessing.
 
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
+import type { LineCounter, Node, YAMLMap } from "yaml";
+import { yamlLib } from "../core/yaml-lib.js";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
@@ -29,6 +30,7 @@ export class YamlSource {
 
   /** Parses text; a syntax error becomes a ConfigError at its line. */
   static parse(file: string, text: string): YamlSource {
+    const { LineCounter, isScalar, parseDocument } = yamlLib();
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
     const first = doc.errors[0];
@@ -67,6 +69,7 @@ export function mappingEntries(
   where: string,
 ): Entry[] {
   if (node === null) return [];
+  const { isMap, isScalar } = yamlLib();
   if (!isMap(node)) throw src.error(node, `${where === "" ? "the file" : `"${where}"`} must be a mapping`);
   const entries: Entry[] = [];
   for (const pair of (node as YAMLMap<unknown, unknown>).items) {
@@ -83,6 +86,7 @@ export function mappingEntries(
 
 export function stringValue(src: YamlSource, entry: Entry, name: string): string {
   const v = entry.value;
+  const { isScalar } = yamlLib();
   if (!isScalar(v) || typeof v.value !== "string")
     throw src.error(v ?? entry.keyNode, `"${name}" must be a string`);
   return v.value;
@@ -90,6 +94,7 @@ export function stringValue(src: YamlSource, entry: Entry, name: string): string
 
 export function booleanValue(src: YamlSource, entry: Entry, name: string): boolean {
   const v = entry.value;
+  const { isScalar } = yamlLib();
   if (!isScalar(v) || typeof v.value !== "boolean")
     throw src.error(v ?? entry.keyNode, `"${name}" must be true or false`);
   return v.value;
@@ -97,6 +102,7 @@ export function booleanValue(src: YamlSource, entry: Entry, name: string): boole
 
 export function integerValue(src: YamlSource, entry: Entry, name: string): number {
   const v = entry.value;
+  const { isScalar } = yamlLib();
   if (!isScalar(v) || typeof v.value !== "number" || !Number.isInteger(v.value))
     throw src.error(v ?? entry.keyNode, `"${name}" must be an integer`);
   return v.value;
@@ -105,6 +111,7 @@ export function integerValue(src: YamlSource, entry: Entry, name: string): numbe
 export function stringList(src: YamlSource, entry: Entry, name: string): string[] {
   const v = entry.value;
   if (v === null) return [];
+  const { isScalar, isSeq } = yamlLib();
   if (!isSeq(v)) throw src.error(v, `"${name}" must be a list of strings`);
   return v.items.map((item, i) => {
     const n = item as Node;
