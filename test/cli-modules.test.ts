@@ -1,11 +1,14 @@
 // Each command loads only what it needs (issue 11.2): counted from the modules the built program
 // resolves, recorded by a loader hook — no timing.
 
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { answerBytes } from "../src/agent/status-socket.js";
 import { CLI, ensureBuilt } from "./helpers/agent.js";
 import { cleanupRoots, healthyHost, tempRoot } from "./helpers/host.js";
 
@@ -23,15 +26,33 @@ afterAll(cleanupRoots);
 
 /** The program's own modules (relative to dist) and the npm packages it resolved, for one command. */
 function loaded(args: string[]): { own: string[]; packages: string[] } {
-  const log = path.join(logDir, `${args.join("_").replace(/[^a-z-]/g, "")}-${Math.random()}.log`);
+  const log = logFile(args);
   try {
-    execFileSync(process.execPath, ["--import", HOOK, CLI, ...args], {
-      env: { PATH: process.env.PATH ?? "", HOME: "/nonexistent", SOPS_AGENT_MODULE_LOG: log },
-      stdio: "ignore",
-    });
+    execFileSync(process.execPath, ["--import", HOOK, CLI, ...args], { env: envFor(log), stdio: "ignore" });
   } catch {
     // status exits 1 on a broken host: the modules are what counts here.
   }
+  return modulesIn(log);
+}
+
+/** As `loaded`, leaving this process' event loop free (to answer as the agent's socket). */
+async function loadedAsync(args: string[]): Promise<{ own: string[]; packages: string[]; stderr: string }> {
+  const log = logFile(args);
+  const { stderr } = await promisify(execFile)(process.execPath, ["--import", HOOK, CLI, ...args], {
+    env: envFor(log),
+  });
+  return { ...modulesIn(log), stderr };
+}
+
+function logFile(args: string[]): string {
+  return path.join(logDir, `${args.join("_").replace(/[^a-z-]/g, "")}-${Math.random()}.log`);
+}
+
+function envFor(log: string): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? "", HOME: "/nonexistent", SOPS_AGENT_MODULE_LOG: log };
+}
+
+function modulesIn(log: string): { own: string[]; packages: string[] } {
   const urls = fs
     .readFileSync(log, "utf8")
     .split("\n")
@@ -66,17 +87,46 @@ describe("modules loaded per command", () => {
     ]);
   });
 
-  it("status loads none of the daemon's packages, and no agent module but its config", () => {
+  it("status loads none of the daemon's packages, and no agent module without a config file", () => {
     const host = healthyHost();
     const { own, packages } = loaded(["status", "--root", host.root]);
     for (const p of DAEMON_PACKAGES) expect(packages).not.toContain(p);
     // The sops files sops wrote take the fast path and there is no config file: the yaml package
     // (~20 ms of loading) is not needed.
     expect(packages).not.toContain("yaml");
-    expect(own.filter((f) => f.startsWith("agent/"))).toEqual(["agent/config.js", "agent/strict-yaml.js"]);
+    expect(own.filter((f) => f.startsWith("agent/"))).toEqual([]);
     // It did check the host: the check modules are there.
     expect(own).toContain("host/check-host.js");
     expect(own).toContain("cli/format.js");
+  });
+
+  it("status answered by the agent loads nothing of the checking code", async () => {
+    const host = healthyHost();
+    const socket = path.join(logDir, "status.sock");
+    const answer = answerBytes({
+      agent: { pid: 1, version: "0", root: host.root, manifests: null, checkedAt: Date.now() / 1000 },
+      document: { healthy: true, incomplete: [], scopes: [], problems: [], secrets: [], recipients: [] },
+    });
+    const server = net.createServer((c) => {
+      c.on("error", () => {});
+      c.end(answer);
+    });
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const { own, packages, stderr } = await loadedAsync([
+        "status",
+        "--root",
+        host.root,
+        "--status-socket",
+        socket,
+      ]);
+      expect(stderr).toContain("answered by the running agent");
+      expect(packages).toEqual([]);
+      expect(own.filter((f) => !f.startsWith("cli") && !f.startsWith("core/"))).toEqual(["version.js"]);
+      expect(own).not.toContain("core/manifest.js");
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it("status --help stops before the check modules", () => {

@@ -3,9 +3,12 @@
 // an agent watching another root.
 
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseAnswer } from "../src/cli/agent-socket.js";
+import { answerBytes } from "../src/agent/status-socket.js";
+import { parseDocumentLine, parseSummaryLine } from "../src/cli/agent-socket.js";
+import type { StatusDocument } from "../src/core/report.js";
 import { type RunningAgent, startReadyAgent } from "./helpers/agent.js";
 import { runCli } from "./helpers/cli.js";
 import { cleanupRoots, healthyHost, tempRoot } from "./helpers/host.js";
@@ -94,6 +97,36 @@ describe("status asks the running agent", () => {
     }
   });
 
+  it("reads only the summary line for the report; --json needs the document line", async () => {
+    // The real agent's summary line, then a document line that is not a document.
+    const real = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      net
+        .createConnection({ path: socket })
+        .on("data", (c: Buffer) => chunks.push(c))
+        .on("end", () => resolve(Buffer.concat(chunks)))
+        .on("error", reject);
+    });
+    const head = real.subarray(0, real.indexOf(10) + 1);
+    const fake = path.join(sockets, "summary-only.sock");
+    const server = net.createServer((c) => {
+      c.on("error", () => {});
+      c.end(Buffer.concat([head, Buffer.from("not a document\n")]));
+    });
+    await new Promise<void>((resolve) => server.listen(fake, resolve));
+    fs.chmodSync(fake, 0o600);
+    try {
+      const human = await runCli(["status", "--root", host.root, "--status-socket", fake]);
+      expect(human.stderr).toMatch(ANSWERED);
+      expect(human.stdout).toBe((await runCli(["status", "--root", host.root, "--fresh"])).stdout);
+      const json = await runCli(["status", "--root", host.root, "--status-socket", fake, "--json"]);
+      expect(json.stderr).toContain("is not a status document); checked here");
+      expect(JSON.parse(json.stdout).healthy).toBe(true);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it("checks here when no agent listens: no socket, or one left by an agent that was killed", async () => {
     const none = await runCli([
       "status",
@@ -127,21 +160,46 @@ describe("status asks the running agent", () => {
   });
 });
 
-describe("parseAnswer", () => {
-  const good = {
-    agent: { pid: 1, version: "1", root: "/", manifests: null, checkedAt: 1 },
-    document: { healthy: true, scopes: [], problems: [], secrets: [], recipients: [] },
-  };
+describe("the answer's two lines", () => {
+  const agentInfo = { pid: 1, version: "1", root: "/", manifests: null, checkedAt: 1 };
+  const summary = { healthy: true, incomplete: [], scopes: [], problems: [], recipients: [], files: [] };
+  const document = { healthy: true, incomplete: [], scopes: [], problems: [], secrets: [], recipients: [] };
+  const good = { agent: agentInfo, summary };
   it.each([
     ["not JSON", "{"],
-    ["no agent", JSON.stringify({ document: good.document })],
-    ["a document without secrets", JSON.stringify({ ...good, document: { ...good.document, secrets: 1 } })],
-    ["a bad root", JSON.stringify({ ...good, agent: { ...good.agent, root: 1 } })],
-    ["bad manifests", JSON.stringify({ ...good, agent: { ...good.agent, manifests: [1] } })],
-  ])("refuses %s", (_what, text) => {
-    expect(parseAnswer(text)).toBeNull();
+    ["no agent", JSON.stringify({ summary })],
+    ["the old one-line answer", JSON.stringify({ agent: agentInfo, document })],
+    ["a summary without file tallies", JSON.stringify({ ...good, summary: { ...summary, files: 1 } })],
+    ["a bad root", JSON.stringify({ ...good, agent: { ...agentInfo, root: 1 } })],
+    ["bad manifests", JSON.stringify({ ...good, agent: { ...agentInfo, manifests: [1] } })],
+  ])("refuses %s as the summary line", (_what, text) => {
+    expect(parseSummaryLine(text)).toBeNull();
   });
-  it("takes the agent's shape", () => {
-    expect(parseAnswer(JSON.stringify(good))).toEqual(good);
+  it("takes the agent's shapes", () => {
+    expect(parseSummaryLine(JSON.stringify(good))).toEqual(good);
+    expect(parseDocumentLine(JSON.stringify(document))).toEqual(document);
+    expect(parseDocumentLine(JSON.stringify({ ...document, secrets: 1 }))).toBeNull();
+  });
+
+  it("are the summary of the document, then the document", () => {
+    const doc: StatusDocument = {
+      healthy: false,
+      incomplete: [],
+      scopes: [],
+      problems: [],
+      recipients: [],
+      secrets: [
+        { scope: "system", kind: "secret", name: "a", path: "/run/secrets/a", ok: true },
+        { scope: "system", kind: "template", name: "t", path: "/run/secrets/rendered/t", ok: false },
+        { scope: "user:alice", kind: "secret", name: "b", path: "/run/user/1000/secrets/b", ok: false },
+      ],
+    };
+    const [head, body, rest] = answerBytes({ agent: agentInfo, document: doc }).toString("utf8").split("\n");
+    expect(rest).toBe("");
+    expect(JSON.parse(body ?? "")).toEqual(doc);
+    expect(parseSummaryLine(head ?? "")?.summary.files).toEqual([
+      { scope: "system", secrets: 1, templates: 1, notOk: 1 },
+      { scope: "user:alice", secrets: 1, templates: 0, notOk: 1 },
+    ]);
   });
 });

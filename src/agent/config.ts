@@ -3,6 +3,7 @@
 
 import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
+import { defaultConfigPath as configPathIn, SYSTEM_CONFIG_PATH } from "../core/config-path.js";
 import { errnoOf } from "../host/rootfs.js";
 import {
   booleanValue,
@@ -24,7 +25,7 @@ export { ConfigError };
 export const DEFAULT_PORT = 29100;
 export const DEFAULT_LISTEN = `127.0.0.1:${DEFAULT_PORT}`;
 export const DEFAULT_SCHEDULE = "*/5 * * * *";
-export const SYSTEM_CONFIG_PATH = "/etc/sops-agent/config.yaml";
+export { SYSTEM_CONFIG_PATH };
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 /** As Prometheus exporters spell `--log.format`. */
@@ -178,21 +179,13 @@ export function mergeConfig(file: ConfigLayer, flags: ConfigLayer, source: strin
   return { ...DEFAULTS, ...file, ...flags, source };
 }
 
-/**
- * Where the config lives when `--config` is not given: the system file when present, else the per-user
- * file for a non-root user when present, else none (built-in defaults).
- */
+/** Where the config lives when `--config` is not given (core/config-path.ts), asking the file system. */
 export function defaultConfigPath(
   env: NodeJS.ProcessEnv,
   uid: number,
   exists: (p: string) => boolean = existsSync,
 ): string | null {
-  if (exists(SYSTEM_CONFIG_PATH)) return SYSTEM_CONFIG_PATH;
-  if (uid === 0) return null;
-  const base = env.XDG_CONFIG_HOME ?? (env.HOME === undefined ? null : path.join(env.HOME, ".config"));
-  if (base === null) return null;
-  const user = path.join(base, "sops-agent", "config.yaml");
-  return exists(user) ? user : null;
+  return configPathIn(env, uid, exists);
 }
 
 /** Reads and parses a config file; a read failure is a ConfigError on line 1. */

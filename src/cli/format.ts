@@ -3,7 +3,8 @@
 // Every text that comes from the host goes through escapeTerminal; the JSON view does not come here.
 
 import type { Problem, Severity } from "../core/problems.js";
-import type { HostRecipient, ScopeSummary, SecretStatus, StatusDocument } from "../core/report.js";
+import type { HostRecipient, ScopeSummary, StatusDocument } from "../core/report.js";
+import { type FileTally, type StatusSummary, summarize } from "../core/status-summary.js";
 import { escapeTerminal as t } from "./terminal.js";
 
 export interface Style {
@@ -53,12 +54,17 @@ interface ScopeView {
   readonly name: string;
   readonly summary: ScopeSummary | undefined;
   readonly problems: readonly Problem[];
-  readonly secrets: readonly SecretStatus[];
+  readonly files: FileTally | undefined;
   readonly recipients: readonly HostRecipient[];
   readonly worst: Severity | "none";
 }
 
 export function formatStatus(doc: StatusDocument, style: Style, opts: FormatOptions = {}): string {
+  return formatSummary(summarize(doc), style, opts);
+}
+
+/** The report from the summary alone: what the agent's status socket sends first. */
+export function formatSummary(doc: StatusSummary, style: Style, opts: FormatOptions = {}): string {
   const out: string[] = [];
   const partial = doc.partialView;
   if (partial !== undefined)
@@ -98,7 +104,7 @@ export function formatStatus(doc: StatusDocument, style: Style, opts: FormatOpti
 }
 
 /** Scopes (and "host") ordered by their worst problem, broken first; equal ones keep the document's order. */
-function scopeViews(doc: StatusDocument): ScopeView[] {
+function scopeViews(doc: StatusSummary): ScopeView[] {
   const names = [
     ...new Set<string>([...doc.problems.map((p) => p.scope), ...doc.scopes.map((s) => s.scope)]),
   ];
@@ -112,7 +118,7 @@ function scopeViews(doc: StatusDocument): ScopeView[] {
     return m;
   };
   const problems = byScope(doc.problems);
-  const secrets = byScope(doc.secrets);
+  const files = new Map(doc.files.map((f) => [f.scope as string, f]));
   const recipients = byScope(doc.recipients);
   const views = names.map((name): ScopeView => {
     const ps = [...(problems.get(name) ?? [])].sort((a, b) => RANK[a.severity] - RANK[b.severity]);
@@ -120,7 +126,7 @@ function scopeViews(doc: StatusDocument): ScopeView[] {
       name,
       summary: doc.scopes.find((s) => s.scope === name),
       problems: ps,
-      secrets: secrets.get(name) ?? [],
+      files: files.get(name),
       recipients: recipients.get(name) ?? [],
       worst: ps[0]?.severity ?? "none",
     };
@@ -167,21 +173,16 @@ function problemLines(problems: readonly Problem[], style: Style): string[] {
 
 /** How the declared files fare. "All ok" only when the scope has no problem at all. */
 function filesLine(v: ScopeView, style: Style): string | null {
-  if (v.secrets.length === 0) return null;
-  const what = filesOf(v.secrets);
-  const bad = v.secrets.filter((s) => !s.ok).length;
-  if (bad > 0) {
-    const templates = v.secrets.some((s) => s.kind === "template");
-    const of = templates ? `${v.secrets.length} secrets and templates` : what;
-    return style.severity("critical", `${bad} of ${of} not ok`);
+  const f = v.files;
+  const total = f === undefined ? 0 : f.secrets + f.templates;
+  if (f === undefined || total === 0) return null;
+  const what = filesPhrase(f.secrets, f.templates, " and ");
+  if (f.notOk > 0) {
+    const of = f.templates > 0 ? `${total} secrets and templates` : what;
+    return style.severity("critical", `${f.notOk} of ${of} not ok`);
   }
-  if (v.problems.length === 0) return style.ok(v.secrets.length === 1 ? `${what} ok` : `all ${what} ok`);
+  if (v.problems.length === 0) return style.ok(total === 1 ? `${what} ok` : `all ${what} ok`);
   return `${what} in place; see the ${v.problems.length === 1 ? "problem" : "problems"} above`;
-}
-
-function filesOf(files: readonly SecretStatus[]): string {
-  const secrets = files.filter((s) => s.kind === "secret").length;
-  return filesPhrase(secrets, files.length - secrets, " and ");
 }
 
 /** `4 secrets and 1 template`, `1 secret`: a zero count is left out unless both are zero. */
@@ -191,14 +192,20 @@ function filesPhrase(secrets: number, templates: number, and: string): string {
   return `${count(secrets, "secret")}${and}${count(templates, "template")}`;
 }
 
-function verdict(doc: StatusDocument, style: Style): string {
+function verdict(doc: StatusSummary, style: Style): string {
   const counts = severityCounts(doc.problems);
   if (!doc.healthy)
     return style.severity(
       "critical",
       `NOT healthy${doc.incomplete.length > 0 ? " (incomplete)" : ""}: ${counts === "" ? "no problem listed" : counts}`,
     );
-  const files = `${count(doc.scopes.length, "scope")}, ${filesOf(doc.secrets)}`;
+  let secrets = 0;
+  let templates = 0;
+  for (const f of doc.files) {
+    secrets += f.secrets;
+    templates += f.templates;
+  }
+  const files = `${count(doc.scopes.length, "scope")}, ${filesPhrase(secrets, templates, " and ")}`;
   return style.ok(counts === "" ? `healthy: ${files}, no problems` : `healthy (${counts}): ${files}`);
 }
 

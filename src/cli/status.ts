@@ -2,10 +2,13 @@
 // The modules that check the host are imported after the flags are read: a usage error or `--help`
 // costs nothing more.
 
+import { existsSync } from "node:fs";
 import * as path from "node:path";
+import type { ConfigLayer } from "../agent/config.js";
+import { defaultConfigPath } from "../core/config-path.js";
 import type { CheckRun, StatusDocument } from "../core/report.js";
 import { defaultStatusSocket } from "../core/status-socket-path.js";
-import { askAgent } from "./agent-socket.js";
+import { type AgentReply, askAgent } from "./agent-socket.js";
 import { durationFlag, parseFlags } from "./args.js";
 import { EXIT } from "./exit.js";
 import { type CliIo, UsageError } from "./io.js";
@@ -63,8 +66,12 @@ export async function statusCommand(args: string[], io: CliIo): Promise<number> 
   if (rootProblem !== null) throw new UsageError(`--root: ${rootProblem}`);
   const answered = await fromAgent(values, settings, io);
   if (answered !== null) {
-    await report(answered, values, io);
-    return answered.healthy ? EXIT.ok : EXIT.critical;
+    if (answered.document !== null) await report(answered.document, values, io);
+    else {
+      const { formatSummary, styleFor } = await import("./format.js");
+      io.stdout(formatSummary(answered.summary, styleFor(io.isTTY, io.env), { verbose: values.verbose }));
+    }
+    return answered.summary.healthy ? EXIT.ok : EXIT.critical;
   }
 
   const [{ checkHost }, { ManifestCache }, { SopsFileCache }] = await Promise.all([
@@ -105,27 +112,39 @@ async function report(
  * checking the same root and manifests. Says on stderr when it answered, or why it could not.
  */
 async function fromAgent(
-  values: { root?: string; manifest?: string[]; wait?: string; fresh?: boolean; "status-socket"?: string },
+  values: {
+    root?: string;
+    manifest?: string[];
+    wait?: string;
+    fresh?: boolean;
+    json?: boolean;
+    "status-socket"?: string;
+  },
   settings: StatusSettings,
   io: CliIo,
-): Promise<StatusDocument | null> {
+): Promise<AgentReply | null> {
   const named = values["status-socket"];
   if (values.fresh === true || values.wait !== undefined || values.manifest !== undefined) return null;
   if (values.root !== undefined && named === undefined) return null;
   const socket = named ?? defaultStatusSocket({}, process.getuid?.() ?? 0) ?? defaultStatusSocket(io.env, 1);
   if (socket === null || socket === "") return null;
-  const asked = await askAgent(socket, { root: settings.root, manifests: settings.manifests });
+  // The human report needs only the summary line; --json prints the whole document.
+  const asked = await askAgent(socket, {
+    root: settings.root,
+    manifests: settings.manifests,
+    document: values.json === true,
+  });
   if (asked.kind === "no-agent") return null;
   if (asked.kind === "failed") {
     io.stderr(`sops-agent status: did not use the agent at ${socket} (${asked.reason}); checked here\n`);
     return null;
   }
-  const { agent, document } = asked.answer;
+  const { agent } = asked.answer;
   const age = Math.max(0, Math.round(Date.now() / 1000 - agent.checkedAt));
   io.stderr(
     `sops-agent status: answered by the running agent (pid ${agent.pid}, checked ${age}s ago); --fresh checks here\n`,
   );
-  return document;
+  return asked.answer;
 }
 
 interface StatusSettings {
@@ -149,12 +168,13 @@ async function statusSettings(
   },
   io: CliIo,
 ): Promise<StatusSettings> {
-  const config = await import("../agent/config.js");
   const file =
     values.config ??
-    (values.root === undefined ? config.defaultConfigPath(io.env, process.getuid?.() ?? 0) : null);
-  let layer: ReturnType<typeof config.loadConfigFile> = {};
+    (values.root === undefined ? defaultConfigPath(io.env, process.getuid?.() ?? 0, existsSync) : null);
+  let layer: ConfigLayer = {};
   if (file !== null) {
+    // The config parser (and with it the yaml package) is loaded only for a file to read.
+    const config = await import("../agent/config.js");
     try {
       // status schedules nothing: the cron expression is the daemon's to check (`run --check-config`).
       layer = config.loadConfigFile(path.resolve(io.cwd, file), { schedule: () => true });
