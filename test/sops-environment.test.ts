@@ -25,6 +25,10 @@ function critical(ps: readonly Problem[]): string[] {
     .sort();
 }
 
+function verdicts(ps: readonly Problem[]): string[] {
+  return ps.map((p) => `${p.severity}:${p.code}:${p.subject}`).sort();
+}
+
 function problems(host: HostLayout): Problem[] {
   return [...checkHost({ root: host.root, manifests: null, env: {} }).document.problems];
 }
@@ -189,5 +193,145 @@ describe("the other entry points' syntax", () => {
     ).toEqual({
       ageSshKeyFile: "/Users/a/.ssh/id_ed25519",
     });
+  });
+});
+
+// sops v3.12.2 — the version sops-nix 56b24064 pins (go.mod:8) — runs SOPS_AGE_SSH_PRIVATE_KEY_CMD and
+// SOPS_AGE_KEY_CMD with SOPS_AGE_RECIPIENT set (age/keysource.go:342-357, :429-438) and parses their output
+// as an ssh key or an age identity file. The agent never runs them: what they yield cannot be known.
+describe("SOPS_AGE_KEY_CMD and SOPS_AGE_SSH_PRIVATE_KEY_CMD", () => {
+  it("an age-only file only the command could open is unverifiable, not critical; the command never runs", (ctx) => {
+    const age = ageKeygen(ctx);
+    // Without the command nothing can open the file: critical, the other direction.
+    expect(critical(problems(envHost({}, [age.recipient])))).toEqual(["system:host_not_recipient:db"]);
+    const probe = envHost({}, [age.recipient]);
+    const marker = probe.real("/command-ran");
+    const host = envHost({ SOPS_AGE_KEY_CMD: `touch ${marker}` }, [age.recipient]);
+    const ps = problems(host);
+    expect(verdicts(ps)).toEqual(["info:recipient_unverifiable:db"]);
+    expect(ps[0]?.message).toContain("SOPS_AGE_KEY_CMD in sops.environment");
+    expect(ps[0]?.message).not.toContain("touch");
+    expect(fs.existsSync(marker)).toBe(false);
+  });
+
+  it("runs beside the combined key file: a file the ageKeyFile cannot open is unverifiable, one it opens is fine", (ctx) => {
+    const age = ageKeygen(ctx);
+    const other = ageKeygen(ctx);
+    const withKey = (recipient: string) => {
+      const host = makeHost({
+        system: {
+          secrets: [{ name: "db" }],
+          ageKeyFile: "/var/lib/sops-nix/key.txt",
+          recipients: [recipient],
+        },
+      });
+      host.writeFile("/var/lib/sops-nix/key.txt", age.file, 0o600);
+      exportInActivate(host, { SOPS_AGE_KEY_CMD: "/run/current-system/sw/bin/vault-age-key" });
+      return host;
+    };
+    expect(verdicts(problems(withKey(other.recipient)))).toEqual(["info:recipient_unverifiable:db"]);
+    expect(problems(withKey(age.recipient))).toEqual([]);
+  });
+
+  it("the ssh command can open only native ssh recipients: an age-only file stays critical", (ctx) => {
+    const age = ageKeygen(ctx);
+    const ssh = sshKeygen(ctx, "ed25519");
+    const cmd = { SOPS_AGE_SSH_PRIVATE_KEY_CMD: "ssh-key-from-tpm" };
+    expect(verdicts(problems(envHost(cmd, [ssh.nativeRecipient])))).toEqual([
+      "info:recipient_unverifiable:db",
+    ]);
+    expect(critical(problems(envHost(cmd, [age.recipient])))).toEqual(["system:host_not_recipient:db"]);
+  });
+
+  it("a missing ssh key is a warning when only the command could tell (no false critical)", (ctx) => {
+    const age = ageKeygen(ctx);
+    const host = makeHost({
+      system: {
+        secrets: [{ name: "db" }],
+        ageKeyFile: null,
+        ageSshKeyPaths: ["/etc/ssh/ssh_host_ed25519_key"],
+        recipients: [age.recipient],
+      },
+    });
+    expect(critical(problems(host))).toContain("system:key_missing:/etc/ssh/ssh_host_ed25519_key");
+    exportInActivate(host, { SOPS_AGE_KEY_CMD: "get-age-key" });
+    expect(verdicts(problems(host))).toEqual([
+      "info:recipient_unverifiable:db",
+      "warning:key_missing:/etc/ssh/ssh_host_ed25519_key",
+    ]);
+  });
+
+  it("is read from every entry point's syntax, and only its presence is kept", () => {
+    const unit = `[Service]\nEnvironment="SOPS_AGE_KEY_CMD=vault read -field=key token=s3cr3t"\nEnvironment="SOPS_AGE_SSH_PRIVATE_KEY_CMD=tpm-ssh"\nExecStart=x m\n`;
+    const env = environmentFor("/etc/systemd/system/sops-install-secrets.service", unit, "m");
+    expect(env).toEqual({ ageKeyCommand: true, ageSshKeyCommand: true });
+    expect(JSON.stringify(env)).not.toContain("s3cr3t");
+  });
+});
+
+// The files SOPS_AGE_KEY_FILE and SOPS_AGE_SSH_PRIVATE_KEY_FILE name get the checks a declared key gets:
+// sops opens them following links and reports one it cannot open (keysource.go v3.12.2:330-339, :425-431).
+describe("key files named by sops.environment", () => {
+  it("a dangling SOPS_AGE_KEY_FILE link is key_dangling (critical when a file needs it); a live link is a warning", (ctx) => {
+    const age = ageKeygen(ctx);
+    const host = envHost({ SOPS_AGE_KEY_FILE: ENV_KEY }, [age.recipient]);
+    host.symlink(ENV_KEY, "/home/alice/.config/sops/age/keys.txt");
+    const ps = problems(host);
+    expect(critical(ps)).toEqual(["system:host_not_recipient:db", `system:key_dangling:${ENV_KEY}`].sort());
+    expect(ps.find((p) => p.code === "key_dangling")?.message).toContain(
+      "SOPS_AGE_KEY_FILE in sops.environment",
+    );
+    host.writeFile("/home/alice/.config/sops/age/keys.txt", age.file, 0o600);
+    expect(verdicts(problems(host))).toEqual([`warning:key_is_symlink:${ENV_KEY}`]);
+  });
+
+  it("a SOPS_AGE_KEY_FILE others may read is key_insecure_mode (warning); 0600 is clean", (ctx) => {
+    const age = ageKeygen(ctx);
+    const host = envHost({ SOPS_AGE_KEY_FILE: ENV_KEY }, [age.recipient]);
+    host.writeFile(ENV_KEY, age.file, 0o644);
+    expect(verdicts(problems(host))).toEqual([`warning:key_insecure_mode:${ENV_KEY}`]);
+    fs.chmodSync(host.real(ENV_KEY), 0o600);
+    expect(problems(host)).toEqual([]);
+  });
+
+  it("a dangling SOPS_AGE_SSH_PRIVATE_KEY_FILE is key_dangling, a warning when another key still opens the file", (ctx) => {
+    const age = ageKeygen(ctx);
+    const ssh = sshKeygen(ctx, "ed25519");
+    const key = "/etc/ssh/deploy_ed25519";
+    const host = envHost({ SOPS_AGE_SSH_PRIVATE_KEY_FILE: key, SOPS_AGE_KEY_FILE: ENV_KEY }, [
+      ssh.nativeRecipient,
+    ]);
+    host.writeFile(ENV_KEY, age.file, 0o600);
+    host.symlink(key, "/persist/etc/ssh/deploy_ed25519");
+    expect(critical(problems(host))).toEqual(
+      ["system:host_not_recipient:db", `system:key_dangling:${key}`].sort(),
+    );
+    // The same file also encrypted to the age key: losing the ssh key costs nothing.
+    const both = envHost({ SOPS_AGE_SSH_PRIVATE_KEY_FILE: key, SOPS_AGE_KEY_FILE: ENV_KEY }, [
+      ssh.nativeRecipient,
+      age.recipient,
+    ]);
+    both.writeFile(ENV_KEY, age.file, 0o600);
+    both.symlink(key, "/persist/etc/ssh/deploy_ed25519");
+    expect(verdicts(problems(both))).toEqual([`warning:key_dangling:${key}`]);
+  });
+
+  it("a path the manifest declares too is reported once, as the declared key", (ctx) => {
+    const age = ageKeygen(ctx);
+    const hostKey = "/etc/ssh/ssh_host_ed25519_key";
+    const host = makeHost({
+      system: {
+        secrets: [{ name: "db" }],
+        ageKeyFile: null,
+        ageSshKeyPaths: [hostKey],
+        recipients: [age.recipient],
+      },
+    });
+    exportInActivate(host, { SOPS_AGE_SSH_PRIVATE_KEY_FILE: hostKey });
+    expect(
+      problems(host)
+        .filter((p) => p.subject === hostKey)
+        .map((p) => p.code),
+    ).toEqual(["key_missing"]);
   });
 });

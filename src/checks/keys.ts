@@ -1,6 +1,7 @@
 // Decryption keys: what sops-install-secrets reads before it can decrypt anything. A key that is a
 // home-manager symlink dangles at boot, when stage-1 setupSecrets runs (the id_infrastructure case).
 
+import type { PathFacts, Resolution } from "../core/facts.js";
 import type { DeclaredKey, ScopeName } from "../core/model.js";
 import type { KeyObservation, ObservedScope, StrayKeyLink } from "../core/observation.js";
 import type { Problem, Severity } from "../core/problems.js";
@@ -30,9 +31,10 @@ const ROLE_TEXT: Record<DeclaredKey["role"], string> = {
 export function checkKeys(observed: ObservedScope, ready: ScopeReadiness): Problem[] {
   const scope = observed.declared.scope;
   const impact = impactOf(ready);
+  const declared = new Set(observed.keys.map((k) => k.key.path));
   return [
     ...observed.keys.flatMap((k) => checkKey(scope, k, impact)),
-    ...ready.keyring.sources.flatMap((s) => checkSource(scope, s, impact)),
+    ...ready.keyring.sources.flatMap((s) => checkSource(scope, s, impact, declared)),
   ];
 }
 
@@ -74,37 +76,62 @@ function consequence(key: DeclaredKey, severity: Severity, impact: Impact): stri
     return impact.broken.length > 0
       ? ` Without it, ${impact.broken.join(", ")} can no longer be decrypted.`
       : "";
-  return impact.still === ""
-    ? " No sops file of the scope needs it."
-    : ` Every sops file of the scope still decrypts: ${impact.still}.`;
+  return stillText(impact);
 }
 
 function checkKey(scope: ScopeName, k: KeyObservation, impact: Impact): Problem[] {
-  const { key, facts } = k;
+  const { key } = k;
   const severity = severityOf(key, impact);
-  const then = consequence(key, severity, impact);
+  return checkKeyPath(scope, key.path, k, {
+    what: ROLE_TEXT[key.role],
+    severity,
+    cost: consequence(key, severity, impact),
+    fix: `remove it from ${ROLE_TEXT[key.role]}`,
+  });
+}
+
+/** What a key path's problems say and weigh: who names it, the cost of losing it, the way out. */
+interface KeyPathContext {
+  readonly what: string;
+  readonly severity: Severity;
+  readonly cost: string;
+  readonly fix: string;
+}
+
+/**
+ * The checks every key file gets, declared in the manifest or named by sops.environment: it must exist,
+ * resolve when it is a link (a dangling link is an error to sops-install-secrets and to sops alike: both
+ * open the path, following links), and be readable by its owner only.
+ */
+function checkKeyPath(
+  scope: ScopeName,
+  keyPath: string,
+  seen: { readonly facts: PathFacts; readonly resolution: Resolution },
+  ctx: KeyPathContext,
+): Problem[] {
+  const { facts, resolution } = seen;
   const at = (code: Parameters<typeof problem>[0], sev: Severity, message: string) =>
-    problem(code, sev, scope, key.path, key.path, message);
+    problem(code, sev, scope, keyPath, keyPath, message);
   if (facts.state === "absent") {
     return [
       at(
         "key_missing",
-        severity,
-        `The decryption key ${key.path} (${ROLE_TEXT[key.role]}) does not exist: the next activation cannot decrypt with it.${then} Restore the key or remove it from ${ROLE_TEXT[key.role]}.`,
+        ctx.severity,
+        `The decryption key ${keyPath} (${ctx.what}) does not exist: the next activation cannot decrypt with it.${ctx.cost} Restore the key or ${ctx.fix}.`,
       ),
     ];
   }
   if (facts.state === "inaccessible") {
-    return [at("unreadable", "warning", `The agent may not look at ${key.path} (${facts.errno}).`)];
+    return [at("unreadable", "warning", `The agent may not look at ${keyPath} (${facts.errno}).`)];
   }
   const problems: Problem[] = [];
   if (facts.type === "symlink") {
-    if (!resolves(k.resolution)) {
+    if (!resolves(resolution)) {
       return [
         at(
           "key_dangling",
-          severity,
-          `The decryption key ${key.path} is a symlink to ${facts.linkTarget ?? "?"}, which does not exist.${then} If home-manager manages it, it is created too late for stage-1 setupSecrets: copy the key to a real file (or add a per-host recipient).`,
+          ctx.severity,
+          `The decryption key ${keyPath} (${ctx.what}) is a symlink to ${facts.linkTarget ?? "?"}, which does not exist.${ctx.cost} If home-manager manages it, it is created too late for stage-1 setupSecrets: copy the key to a real file (or add a per-host recipient).`,
         ),
       ];
     }
@@ -112,17 +139,17 @@ function checkKey(scope: ScopeName, k: KeyObservation, impact: Impact): Problem[
       at(
         "key_is_symlink",
         "warning",
-        `The decryption key ${key.path} is a symlink to ${facts.linkTarget ?? "?"}: at boot sops-nix runs before home-manager creates its links, so it may dangle then. Prefer a real file.`,
+        `The decryption key ${keyPath} is a symlink to ${facts.linkTarget ?? "?"}: at boot sops-nix runs before home-manager creates its links, so it may dangle then. Prefer a real file.`,
       ),
     );
   }
-  const mode = k.resolution.state === "resolved" ? k.resolution.facts.mode : facts.mode;
+  const mode = resolution.state === "resolved" ? resolution.facts.mode : facts.mode;
   if ((mode & 0o044) !== 0) {
     problems.push(
       at(
         "key_insecure_mode",
         "warning",
-        `The decryption key ${key.path} has mode ${octal(mode)}: group or others can read it. chmod 0600 it.`,
+        `The decryption key ${keyPath} has mode ${octal(mode)}: group or others can read it. chmod 0600 it.`,
       ),
     );
   }
@@ -137,6 +164,8 @@ const ORIGIN_TEXT: Record<KeySource["origin"], string> = {
   SOPS_AGE_KEY_FILE: "SOPS_AGE_KEY_FILE in sops.environment",
   SOPS_AGE_SSH_PRIVATE_KEY_FILE: "SOPS_AGE_SSH_PRIVATE_KEY_FILE in sops.environment",
   SOPS_AGE_KEY: "the value of SOPS_AGE_KEY in sops.environment",
+  SOPS_AGE_KEY_CMD: "SOPS_AGE_KEY_CMD in sops.environment",
+  SOPS_AGE_SSH_PRIVATE_KEY_CMD: "SOPS_AGE_SSH_PRIVATE_KEY_CMD in sops.environment",
 };
 
 const FROM_ENVIRONMENT: ReadonlySet<KeySource["origin"]> = new Set([
@@ -145,27 +174,40 @@ const FROM_ENVIRONMENT: ReadonlySet<KeySource["origin"]> = new Set([
 ]);
 
 /** Keys that are there but that sops cannot use: a line of an identity file, an unconvertible ssh key. */
-function checkSource(scope: ScopeName, s: KeySource, impact: Impact): Problem[] {
-  if (s.status.state === "absent" && FROM_ENVIRONMENT.has(s.origin)) {
-    // sops reports the file it cannot open and decrypts with the rest (age/keysource.go:331-339, :424-429).
+function checkSource(
+  scope: ScopeName,
+  s: KeySource,
+  impact: Impact,
+  declared: ReadonlySet<string>,
+): Problem[] {
+  // A file sops-nix's environment names: the checks a declared key gets. sops opens it following links
+  // and reports one it cannot open, then decrypts with the rest (keysource.go v3.12.2:330-339, :425-431):
+  // losing it is critical exactly when a file no longer decrypts. A path the manifest declares as well is
+  // reported once, as the declared key.
+  if (s.file !== undefined && FROM_ENVIRONMENT.has(s.origin)) {
+    if (declared.has(s.path)) return s.status.state === "invalid" ? unusable(scope, s, impact) : [];
     const severity: Severity = impact.broken.length > 0 ? "critical" : "warning";
-    const then =
-      severity === "critical"
-        ? ` Without it, ${impact.broken.join(", ")} can no longer be decrypted.`
-        : impact.still === ""
-          ? " No sops file of the scope needs it."
-          : ` Every sops file of the scope still decrypts: ${impact.still}.`;
-    return [
-      problem(
-        "key_missing",
-        severity,
-        scope,
-        s.path,
-        s.path,
-        `The decryption key ${s.path} (${ORIGIN_TEXT[s.origin]}) does not exist: sops cannot open it.${then} Restore the key or fix sops.environment.`,
-      ),
-    ];
+    const found = checkKeyPath(scope, s.path, s.file, {
+      what: ORIGIN_TEXT[s.origin],
+      severity,
+      cost:
+        severity === "critical"
+          ? ` Without it, ${impact.broken.join(", ")} can no longer be decrypted.`
+          : stillText(impact),
+      fix: "fix sops.environment",
+    });
+    return s.status.state === "invalid" ? [...found, ...unusable(scope, s, impact)] : found;
   }
+  return unusable(scope, s, impact);
+}
+
+function stillText(impact: Impact): string {
+  return impact.still === ""
+    ? " No sops file of the scope needs it."
+    : ` Every sops file of the scope still decrypts: ${impact.still}.`;
+}
+
+function unusable(scope: ScopeName, s: KeySource, impact: Impact): Problem[] {
   if (s.status.state !== "invalid") return [];
   const aborts = s.origin === "sops.age.keyFile" && s.status.line === null;
   const severity: Severity = aborts || impact.broken.length > 0 ? "critical" : "warning";
@@ -188,9 +230,7 @@ function checkSource(scope: ScopeName, s: KeySource, impact: Impact): Problem[] 
       ? impact.broken.length > 0
         ? ` Without it, ${impact.broken.join(", ")} can no longer be decrypted.`
         : ""
-      : impact.still === ""
-        ? " No sops file of the scope needs it."
-        : ` Every sops file of the scope still decrypts: ${impact.still}.`;
+      : stillText(impact);
   return [problem("key_unparseable", severity, scope, s.path, s.path, `${what}${then}`)];
 }
 

@@ -129,6 +129,13 @@ export interface ScopeEnvironment {
   readonly ageSshKeyFile?: string;
   /** SOPS_AGE_KEY, as sops parses it. */
   readonly ageKeyInline?: IdentityFileParse;
+  /**
+   * SOPS_AGE_KEY_CMD / SOPS_AGE_SSH_PRIVATE_KEY_CMD are set: commands sops runs for each recipient
+   * (keysource.go v3.12.2:342-357, :429-438). Only that they are set is kept: the agent never runs them,
+   * and a command line may carry a token.
+   */
+  readonly ageKeyCommand?: true;
+  readonly ageSshKeyCommand?: true;
 }
 
 /** One passwd or group entry, as far as the checks need it. */

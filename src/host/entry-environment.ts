@@ -6,12 +6,19 @@
 // - the NixOS unit sops-install-secrets.service: `Environment="NAME=value"` lines (modules/sops/default.nix:478);
 // - home-manager's sops-nix.service: one `Environment='A=x' 'B=y'` line (modules/home-manager/sops.nix:386-388);
 // - home-manager's LaunchAgent: the plist's EnvironmentVariables dict (modules/home-manager/sops.nix:400).
-// SOPS_AGE_KEY holds private keys: it is parsed here into what sops derives from it and dropped.
+// SOPS_AGE_KEY holds private keys: it is parsed here into what sops derives from it and dropped. Of the two
+// key commands only their presence is kept.
 
 import type { ScopeEnvironment } from "../core/model.js";
 import { parseInlineIdentities } from "../sops/identity-file.js";
 
-const NAMES = ["SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_SSH_PRIVATE_KEY_FILE"] as const;
+const NAMES = [
+  "SOPS_AGE_KEY",
+  "SOPS_AGE_KEY_FILE",
+  "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+  "SOPS_AGE_KEY_CMD",
+  "SOPS_AGE_SSH_PRIVATE_KEY_CMD",
+] as const;
 type Name = (typeof NAMES)[number];
 
 /** Null when the entry point sets none of the three variables for this manifest. */
@@ -29,11 +36,23 @@ function environmentOf(vars: ReadonlyMap<string, string>): ScopeEnvironment | nu
   const keyFile = get("SOPS_AGE_KEY_FILE");
   const sshKeyFile = get("SOPS_AGE_SSH_PRIVATE_KEY_FILE");
   const inline = get("SOPS_AGE_KEY");
-  if (keyFile === undefined && sshKeyFile === undefined && inline === undefined) return null;
+  // sops tests each with os.LookupEnv: set, even to "", is set (an empty command then fails in sops).
+  const keyCommand = get("SOPS_AGE_KEY_CMD") !== undefined;
+  const sshKeyCommand = get("SOPS_AGE_SSH_PRIVATE_KEY_CMD") !== undefined;
+  if (
+    keyFile === undefined &&
+    sshKeyFile === undefined &&
+    inline === undefined &&
+    !keyCommand &&
+    !sshKeyCommand
+  )
+    return null;
   return {
     ...(keyFile === undefined ? {} : { ageKeyFile: keyFile }),
     ...(sshKeyFile === undefined ? {} : { ageSshKeyFile: sshKeyFile }),
     ...(inline === undefined ? {} : { ageKeyInline: parseInlineIdentities(inline) }),
+    ...(keyCommand ? { ageKeyCommand: true as const } : {}),
+    ...(sshKeyCommand ? { ageSshKeyCommand: true as const } : {}),
   };
 }
 

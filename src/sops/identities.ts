@@ -18,6 +18,8 @@
 // - :366-431 loadIdentities: every location is parsed on its own; one failing location loses only itself.
 // sops.environment (SOPS_AGE_KEY_FILE, SOPS_AGE_SSH_PRIVATE_KEY_FILE, SOPS_AGE_KEY; read by
 // host/entry-environment.ts) adds its identities as sops 15e36f97 age/keysource.go:329-339, :411-484 loads them.
+// SOPS_AGE_KEY_CMD and SOPS_AGE_SSH_PRIVATE_KEY_CMD (sops v3.12.2, the version sops-nix 56b24064 pins in
+// go.mod:8; age/keysource.go:342-357, :429-438) are commands: their identities are unknown to the agent.
 // Where HOME points: the NixOS activation script and nix-darwin set HOME=/var/empty (sops-nix
 // modules/sops/default.nix:40-43, modules/nix-darwin/default.nix:16-20) and the NixOS systemd unit sets
 // none, so no home default applies to system scopes; the home-manager unit and LaunchAgent run with the
@@ -25,6 +27,7 @@
 
 import { createHash } from "node:crypto";
 import * as path from "node:path";
+import type { PathFacts, Resolution } from "../core/facts.js";
 import type { DeclaredKey, DeclaredScope, ScopeName } from "../core/model.js";
 import type { HostRecipient } from "../core/report.js";
 import type { RootFs } from "../host/rootfs.js";
@@ -49,6 +52,9 @@ export type KeyOrigin =
   | "SOPS_AGE_KEY_FILE"
   | "SOPS_AGE_SSH_PRIVATE_KEY_FILE"
   | "SOPS_AGE_KEY"
+  /** Commands sops runs itself (`sops.environment`); the agent never runs them. */
+  | "SOPS_AGE_KEY_CMD"
+  | "SOPS_AGE_SSH_PRIVATE_KEY_CMD"
   | "sops.age.keyFile"
   | "sops.age.sshKeyPaths"
   | "sops.gnupg.sshKeyPaths"
@@ -73,6 +79,11 @@ export interface KeySource {
   readonly identities: readonly HeldIdentity[];
   /** Other sources whose identities this one's failure loses (the combined key file). */
   readonly drops: readonly string[];
+  /**
+   * A file an environment variable names: the path itself as lstat and resolution saw it, so that the
+   * keys family checks it as it checks the keys the manifest declares (dangling, symlink, mode).
+   */
+  readonly file?: { readonly facts: PathFacts; readonly resolution: Resolution };
 }
 
 export interface ScopeKeyring {
@@ -132,15 +143,26 @@ export function scopeKeyring(fs: RootFs, scope: DeclaredScope): ScopeKeyring {
   // :331-339: parsed as a native ssh identity; a missing or unusable file is an error, and skipped.
   if (env?.ageSshKeyFile !== undefined)
     envSources.push(
-      sourceFrom(nativeSshSource(fs, env.ageSshKeyFile), env.ageSshKeyFile, "SOPS_AGE_SSH_PRIVATE_KEY_FILE"),
+      sourceFrom(
+        fs,
+        nativeSshSource(fs, env.ageSshKeyFile),
+        env.ageSshKeyFile,
+        "SOPS_AGE_SSH_PRIVATE_KEY_FILE",
+      ),
     );
+  // v3.12.2 :342-357: run (shlex-split, no shell) with SOPS_AGE_RECIPIENT set to the recipient being
+  // decrypted, its output parsed as one ssh private key; a failure is an error, and skipped.
+  if (env?.ageSshKeyCommand === true) envSources.push(commandSource("SOPS_AGE_SSH_PRIVATE_KEY_CMD", "ssh"));
   // :415-419: the value itself, several keys per line allowed, all or nothing. Its label, never its value.
   if (env?.ageKeyInline !== undefined) envSources.push(inlineSource(env.ageKeyInline));
   // :424-435: opened and parsed all or nothing; a file that cannot be opened is an error, and skipped.
   if (env?.ageKeyFile !== undefined && !combined)
     envSources.push(
-      sourceFrom(defaultKeysTxtSource(fs, env.ageKeyFile), env.ageKeyFile, "SOPS_AGE_KEY_FILE"),
+      sourceFrom(fs, defaultKeysTxtSource(fs, env.ageKeyFile), env.ageKeyFile, "SOPS_AGE_KEY_FILE"),
     );
+  // v3.12.2 :429-438: the same for an age identity file on its output. sops-install-secrets replaces only
+  // SOPS_AGE_KEY_FILE (main.go:1401-1404), so the command runs beside the combined key file too.
+  if (env?.ageKeyCommand === true) envSources.push(commandSource("SOPS_AGE_KEY_CMD", "age"));
   for (const s of envSources) {
     sources.push(s);
     identities.push(...s.identities);
@@ -382,10 +404,36 @@ function parsedSource(
 }
 
 /** A file named by an environment variable: unlike the defaults, sops reports it when it is not there. */
-function sourceFrom(found: KeySource | null, p: string, origin: KeyOrigin): KeySource {
+function sourceFrom(fs: RootFs, found: KeySource | null, p: string, origin: KeyOrigin): KeySource {
+  const file = { facts: fs.lstat(p), resolution: fs.resolve(p) };
   return found === null
-    ? { path: p, origin, status: { state: "absent" }, identities: [], drops: [] }
-    : { ...found, origin };
+    ? { path: p, origin, status: { state: "absent" }, identities: [], drops: [], file }
+    : { ...found, origin, file };
+}
+
+/**
+ * A key command: what it prints depends on the recipient, the host's state and whatever it asks (a vault,
+ * a hardware token). The agent never runs it, so its identities are unknown: a file only it could open is
+ * unverifiable, never "cannot be decrypted".
+ */
+function commandSource(
+  origin: "SOPS_AGE_KEY_CMD" | "SOPS_AGE_SSH_PRIVATE_KEY_CMD",
+  could: "age" | "ssh",
+): KeySource {
+  return {
+    path: origin,
+    origin,
+    status: { state: "usable" },
+    identities: [
+      {
+        kind: "unknown",
+        could,
+        source: `${origin} in sops.environment`,
+        why: `is a command sops runs for each ${could === "age" ? "age" : "native ssh"} recipient; the agent does not run it, so which identities it yields cannot be known`,
+      },
+    ],
+    drops: [],
+  };
 }
 
 function inlineSource(parse: IdentityFileParse): KeySource {
