@@ -11,7 +11,8 @@
 //   healthy: no problem at all (the issue's wording).
 // - umask 027: they are 0750 root:keys (main.go:431-457 through the umask), so only root and members of
 //   `keys` get through, and a link's fresh parent directories are 0750 root:root (main.go:261, os.ModePerm
-//   through the umask). The host gets `owner_cannot_read` exactly for the files some reader cannot read,
+//   through the umask); so is `rendered` when every template name is nested (createParentDirs chowns only
+//   the name's own directories, main.go:442-457). The host gets `owner_cannot_read` exactly for the files some reader cannot read,
 //   each naming the umask, and `wrong_mode` naming the umask exactly for the secrets whose declared
 //   "other" bits the umask cleared (os.WriteFile through the umask, main.go:466); nothing else.
 // Both directions fail the property: a false alarm and a miss alike.
@@ -30,12 +31,18 @@ afterAll(cleanupRoots);
 const KEYS_GID = 62; // the layout's keys group
 const SHARED_GID = 450;
 const NOBODY_UID = 4999; // a uid no account has: a plain member of a group
+const STRANGER = 5000; // a uid and gid no account or group has
 const SERVICES = ["svc1", "svc2", "svc3"] as const;
 const uidOf = (svc: string) => 401 + SERVICES.indexOf(svc as (typeof SERVICES)[number]);
 
-type Owner = { kind: "default" } | { kind: "name"; svc: string } | { kind: "uid"; svc: string };
+// "stranger": a uid no account has (the manifest's uid is applied even so: modules/sops/default.nix:114-120).
+type Owner =
+  | { kind: "default" }
+  | { kind: "name"; svc: string }
+  | { kind: "uid"; svc: string }
+  | { kind: "stranger" };
 // "module": sops-nix's default, the owner's primary group when an owner name is set (modules/sops/default.nix:121-128).
-type Group = "module" | "shared" | "keys" | "own-gid" | "shared-gid";
+type Group = "module" | "shared" | "keys" | "own-gid" | "shared-gid" | "stranger-gid";
 type Link = "none" | "etc" | "srv" | "deep";
 
 interface FileCase {
@@ -48,6 +55,8 @@ interface FileCase {
 
 interface HostCase {
   readonly umask: 0o022 | 0o027;
+  /** How many times sops-install-secrets ran: the second run is generation 2, the first one pruned. */
+  readonly activations: 1 | 2;
   readonly activation: "classic" | "systemd";
   readonly inKeys: readonly boolean[];
   readonly inShared: readonly boolean[];
@@ -88,8 +97,9 @@ const owner: fc.Arbitrary<Owner> = fc.oneof(
   fc.constant<Owner>({ kind: "default" }),
   svc.map((s): Owner => ({ kind: "name", svc: s })),
   svc.map((s): Owner => ({ kind: "uid", svc: s })),
+  fc.constant<Owner>({ kind: "stranger" }),
 );
-const group = fc.constantFrom<Group>("module", "shared", "keys", "own-gid", "shared-gid");
+const group = fc.constantFrom<Group>("module", "shared", "keys", "own-gid", "shared-gid", "stranger-gid");
 const link = fc.constantFrom<Link>("none", "none", "etc", "srv", "deep");
 
 function files(segments: readonly string[], max: number, withOwners: boolean): fc.Arbitrary<FileCase[]> {
@@ -110,6 +120,7 @@ function files(segments: readonly string[], max: number, withOwners: boolean): f
 
 const hostCase: fc.Arbitrary<HostCase> = fc.record({
   umask: fc.constantFrom<0o022 | 0o027>(0o022, 0o027),
+  activations: fc.constantFrom<1 | 2>(1, 2),
   activation: fc.constantFrom<"classic" | "systemd">("classic", "systemd"),
   inKeys: fc.tuple(fc.boolean(), fc.boolean(), fc.boolean()),
   inShared: fc.tuple(fc.boolean(), fc.boolean(), fc.boolean()),
@@ -123,8 +134,15 @@ const hostCase: fc.Arbitrary<HostCase> = fc.record({
 
 function ownerSpec(f: FileCase): Pick<SecretSpec, "owner" | "uid" | "group" | "gid"> {
   const o = f.owner;
-  const who = o.kind === "name" ? { owner: o.svc } : o.kind === "uid" ? { uid: uidOf(o.svc) } : {};
-  const primary = o.kind === "default" ? null : o.svc;
+  const who =
+    o.kind === "name"
+      ? { owner: o.svc }
+      : o.kind === "uid"
+        ? { uid: uidOf(o.svc) }
+        : o.kind === "stranger"
+          ? { uid: STRANGER }
+          : {};
+  const primary = o.kind === "name" || o.kind === "uid" ? o.svc : null;
   switch (f.group) {
     case "module":
       return o.kind === "name" ? { ...who, group: o.svc } : who;
@@ -136,6 +154,8 @@ function ownerSpec(f: FileCase): Pick<SecretSpec, "owner" | "uid" | "group" | "g
       return primary === null ? who : { ...who, gid: uidOf(primary) };
     case "shared-gid":
       return { ...who, gid: SHARED_GID };
+    case "stranger-gid":
+      return { ...who, gid: STRANGER };
   }
 }
 
@@ -222,9 +242,11 @@ function layOut(c: HostCase): HostLayout {
       fs.chownSync(host.real(d), 1000, 100);
     host.writeFile("/home/alice/.config/sops/age/keys.txt", TEST_AGE_KEYS, 0o600, 1000, 100);
   }
-  installSecrets(host, "system", { umask: c.umask, ignorePasswd: false });
-  if (c.forUsers.length > 0) installSecrets(host, "for-users", { umask: c.umask, ignorePasswd: true });
-  if (c.homeManager !== null) installSecrets(host, "user:alice", { umask: c.umask, ignorePasswd: true });
+  for (let n = 0; n < c.activations; n++) {
+    installSecrets(host, "system", { umask: c.umask, ignorePasswd: false });
+    if (c.forUsers.length > 0) installSecrets(host, "for-users", { umask: c.umask, ignorePasswd: true });
+    if (c.homeManager !== null) installSecrets(host, "user:alice", { umask: c.umask, ignorePasswd: true });
+  }
   return host;
 }
 
@@ -246,6 +268,11 @@ interface Expectation {
   /** Whether the link's parent directory was created by sops-install-secrets (through the umask). */
   readonly freshLinkParent: boolean;
   readonly ownerInKeysOrRoot: boolean;
+  /**
+   * A template when every template name is nested: createParentDirs chowns only the directories of the
+   * name (main.go:442-457), so `rendered` itself, made on the way by MkdirAll, stays root:root.
+   */
+  readonly renderedRootOwned: boolean;
   readonly groupPasses: boolean;
   readonly declaredPerm: number;
 }
@@ -259,7 +286,7 @@ function expectations(c: HostCase): Expectation[] {
   const out: Expectation[] = [];
   const system = (f: FileCase, i: number, kind: "secret" | "template") => {
     const spec = ownerSpec(f);
-    const ownerSvc = f.owner.kind === "default" ? null : f.owner.svc;
+    const ownerSvc = f.owner.kind === "name" || f.owner.kind === "uid" ? f.owner.svc : null;
     const gid =
       spec.group === undefined || spec.group === null
         ? (spec.gid ?? 0)
@@ -272,6 +299,8 @@ function expectations(c: HostCase): Expectation[] {
     const readers: Reader[] = [];
     if (ownerSvc !== null)
       readers.push({ uid: uidOf(ownerSvc), gid: uidOf(ownerSvc), groups: memberships(c, ownerSvc) });
+    // An account-less uid has no groups to speak of: the owner and "other" classes decide.
+    if (f.owner.kind === "stranger") readers.push({ uid: STRANGER, gid: STRANGER, groups: [] });
     if ((perm & 0o040) !== 0 && gid !== 0) readers.push({ uid: NOBODY_UID, gid, groups: [gid] });
     const p = linkPath(f, kind === "template" ? 100 + i : i, null);
     out.push({
@@ -279,11 +308,15 @@ function expectations(c: HostCase): Expectation[] {
       subject: f.name,
       kind,
       generationPath:
-        kind === "secret" ? `/run/secrets.d/1/${f.name}` : `/run/secrets.d/1/rendered/${f.name}`,
+        kind === "secret"
+          ? `/run/secrets.d/${c.activations}/${f.name}`
+          : `/run/secrets.d/${c.activations}/rendered/${f.name}`,
       link: p ?? null,
       readers,
       freshLinkParent: f.link === "etc" || f.link === "deep",
-      ownerInKeysOrRoot: ownerSvc === null || memberships(c, ownerSvc).includes(KEYS_GID),
+      ownerInKeysOrRoot:
+        f.owner.kind === "default" || (ownerSvc !== null && memberships(c, ownerSvc).includes(KEYS_GID)),
+      renderedRootOwned: kind === "template" && c.templates.every((t) => t.name.includes("/")),
       groupPasses: (perm & 0o040) === 0 || gid === 0 || gid === KEYS_GID,
       declaredPerm: perm,
     });
@@ -295,11 +328,12 @@ function expectations(c: HostCase): Expectation[] {
       scope: "for-users",
       subject: f.name,
       kind: "secret",
-      generationPath: `/run/secrets-for-users.d/1/${f.name}`,
+      generationPath: `/run/secrets-for-users.d/${c.activations}/${f.name}`,
       link: null,
       readers: [],
       freshLinkParent: false,
       ownerInKeysOrRoot: true,
+      renderedRootOwned: false,
       groupPasses: true,
       declaredPerm: Number.parseInt(f.mode, 8) & 0o777,
     });
@@ -309,11 +343,12 @@ function expectations(c: HostCase): Expectation[] {
       scope: "user:alice",
       subject: f.name,
       kind: "secret",
-      generationPath: `/run/user/1000/secrets.d/1/${f.name}`,
+      generationPath: `/run/user/1000/secrets.d/${c.activations}/${f.name}`,
       link: p ?? null,
       readers: [{ uid: 1000, gid: 100, groups: [100] }],
       freshLinkParent: false,
       ownerInKeysOrRoot: true,
+      renderedRootOwned: false,
       groupPasses: true,
       declaredPerm: Number.parseInt(f.mode, 8) & 0o777,
     });
@@ -350,7 +385,7 @@ function kernelRefuses(host: HostLayout, exps: readonly Expectation[]): Set<Expe
       [
         `--reuid=${reader.uid}`,
         `--regid=${reader.gid}`,
-        `--groups=${reader.groups.join(",")}`,
+        reader.groups.length === 0 ? "--clear-groups" : `--groups=${reader.groups.join(",")}`,
         "sh",
         "-c",
         script,
@@ -378,7 +413,17 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
     requireTool(ctx, "setpriv");
     if (process.getuid?.() !== 0)
       return ctx.skip("needs root to chown the tree as sops-install-secrets does");
-    const seen = { cases: 0, healthy022: 0, blocked027: 0, passed027: 0, wrongMode: 0, links: 0, nested: 0 };
+    const seen = {
+      secondRun: 0,
+      rootOwnedRendered: 0,
+      cases: 0,
+      healthy022: 0,
+      blocked027: 0,
+      passed027: 0,
+      wrongMode: 0,
+      links: 0,
+      nested: 0,
+    };
     fc.assert(
       fc.property(hostCase, (c) => {
         const host = layOut(c);
@@ -390,7 +435,9 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
         for (const e of exps) {
           if (c.umask === 0o022) expect(refused.has(e), `${key(e)} under 022`).toBe(false);
           else if (!e.freshLinkParent)
-            expect(refused.has(e), `${key(e)} under 027`).toBe(!(e.ownerInKeysOrRoot && e.groupPasses));
+            expect(refused.has(e), `${key(e)} under 027`).toBe(
+              e.renderedRootOwned ? e.readers.length > 0 : !(e.ownerInKeysOrRoot && e.groupPasses),
+            );
         }
 
         const cannotRead = got.filter((p) => p.code === "owner_cannot_read");
@@ -412,6 +459,8 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
         expect(rest.map((p) => `${p.scope} ${p.code} ${p.subject}: ${p.message}`)).toEqual([]);
 
         seen.cases++;
+        if (c.activations === 2) seen.secondRun++;
+        seen.rootOwnedRendered += exps.filter((e) => e.renderedRootOwned && refused.has(e)).length;
         if (c.umask === 0o022 && got.length === 0) seen.healthy022++;
         if (c.umask === 0o027) {
           seen.blocked027 += refused.size;
@@ -432,5 +481,7 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
     expect(seen.wrongMode).toBeGreaterThan(0);
     expect(seen.links).toBeGreaterThan(0);
     expect(seen.nested).toBeGreaterThan(0);
+    expect(seen.secondRun).toBeGreaterThan(0);
+    expect(seen.rootOwnedRendered).toBeGreaterThan(0);
   });
 });

@@ -277,10 +277,15 @@ export function installSecrets(
       const at = expand(f.path);
       if (at === target) continue;
       mkdirAll(path.posix.dirname(at), 0o777);
+      // linksAreEqual (main.go:178-187): the same target and owner is left alone, anything else replaced.
+      const [uid, gid] = ids(f);
+      const was = fs.lstatSync(real(at), { throwIfNoEntry: false });
+      if (was?.isSymbolicLink() && fs.readlinkSync(real(at)) === target && was.uid === uid && was.gid === gid)
+        continue;
       fs.rmSync(real(at), { force: true });
       fs.symlinkSync(target, real(at));
       own(at);
-      if (!userMode) fs.lchownSync(real(at), ...ids(f));
+      if (!userMode) fs.lchownSync(real(at), uid, gid);
     }
     // main.go:792-834 pruneGenerations: keepGenerations back from the new one.
     const keep = m.keepGenerations ?? 1;
