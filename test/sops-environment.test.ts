@@ -2,7 +2,10 @@
 // whose entry points are written the way sops-nix 56b24064 writes them, with real keys from age-keygen and
 // ssh-keygen. Upstream: sops 15e36f97 age/keysource.go:329-339, :411-484; sops-install-secrets main.go:1399-1404.
 
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { renderState } from "../src/agent/metrics.js";
 import type { Problem } from "../src/core/problems.js";
@@ -12,6 +15,7 @@ import { environmentFor } from "../src/host/entry-environment.js";
 import { runCli } from "./helpers/cli.js";
 import { cleanupRoots, makeHost } from "./helpers/host.js";
 import { ageKeygen, sshKeygen } from "./helpers/keys.js";
+import { requireTool } from "./helpers/tools.js";
 
 afterAll(cleanupRoots);
 
@@ -333,5 +337,42 @@ describe("key files named by sops.environment", () => {
         .filter((p) => p.subject === hostKey)
         .map((p) => p.code),
     ).toEqual(["key_missing"]);
+  });
+});
+
+// What the agent may not see is unreadable, never missing (issue 8.7): the real CLI as uid 65534.
+describe("a key file sops.environment names, seen without root", () => {
+  const CLI = path.join(fileURLToPath(new URL("..", import.meta.url)), "dist/cli.js");
+
+  it("behind a directory the agent may not search is unreadable and unverifiable, never missing or critical", (ctx) => {
+    requireTool(ctx, "setpriv");
+    if (!fs.existsSync(CLI)) return ctx.skip("dist/cli.js is not built: npm run build");
+    const age = ageKeygen(ctx);
+    const host = envHost({ SOPS_AGE_KEY_FILE: ENV_KEY }, [age.recipient]);
+    host.writeFile(ENV_KEY, age.file, 0o600);
+    fs.chmodSync(host.real(path.dirname(ENV_KEY)), 0o700);
+    fs.chmodSync(host.root, 0o755);
+    // As root the same tree is healthy: the key is there and opens the file.
+    expect(critical(problems(host))).toEqual([]);
+    const run = spawnSync(
+      "setpriv",
+      [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        CLI,
+        "status",
+        "--root",
+        host.root,
+        "--json",
+      ],
+      { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+    );
+    const doc = JSON.parse(run.stdout) as { problems: Problem[] };
+    const mine = doc.problems.filter(
+      (p) => p.scope === "system" && (p.subject === ENV_KEY || p.subject === "db"),
+    );
+    expect(verdicts(mine)).toEqual(["info:recipient_unverifiable:db", `warning:unreadable:${ENV_KEY}`]);
   });
 });
