@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { renderState } from "../src/agent/metrics.js";
+import { wantedPaths } from "../src/agent/watcher.js";
 import type { Problem } from "../src/core/problems.js";
 import type { HostLayout } from "../src/example/layout.js";
 import { checkHost } from "../src/host/check-host.js";
@@ -374,5 +375,22 @@ describe("a key file sops.environment names, seen without root", () => {
       (p) => p.scope === "system" && (p.subject === ENV_KEY || p.subject === "db"),
     );
     expect(verdicts(mine)).toEqual(["info:recipient_unverifiable:db", `warning:unreadable:${ENV_KEY}`]);
+  });
+});
+
+describe("the agent watches the key files sops.environment names", () => {
+  it("as it watches declared keys, so a changed key is seen at once, not at the next scheduled check", () => {
+    const ssh = "/etc/ssh/deploy_ed25519";
+    const host = envHost({ SOPS_AGE_KEY_FILE: ENV_KEY, SOPS_AGE_SSH_PRIVATE_KEY_FILE: ssh }, []);
+    const run = checkHost({ root: host.root, manifests: null, env: {} });
+    const entries = wantedPaths({ run, extraKeyPaths: [], homes: [], platform: "linux" })
+      .filter((w) => w.kind === "entry")
+      .map((w) => w.path);
+    expect(entries).toEqual(expect.arrayContaining([ENV_KEY, ssh]));
+    const plain = checkHost({ root: envHost({}, []).root, manifests: null, env: {} });
+    const none = wantedPaths({ run: plain, extraKeyPaths: [], homes: [], platform: "linux" }).map(
+      (w) => w.path,
+    );
+    expect(none).not.toContain(ENV_KEY);
   });
 });

@@ -86,6 +86,10 @@ export function wantedPaths(input: WantedInput): Wanted[] {
       if (f.link !== null) push({ kind: "entry", path: f.declared.path });
     }
     for (const k of d.keys) push({ kind: "entry", path: k.path });
+    // The key files sops.environment names are checked like the declared ones (checks/keys.ts).
+    if (d.environment?.ageKeyFile !== undefined) push({ kind: "entry", path: d.environment.ageKeyFile });
+    if (d.environment?.ageSshKeyFile !== undefined)
+      push({ kind: "entry", path: d.environment.ageSshKeyFile });
   }
   return out;
 }
