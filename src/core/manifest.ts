@@ -89,19 +89,21 @@ type ItemErrorSink = (e: Omit<ManifestItemError, "file">) => void;
 
 function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemErrorSink): DeclaredScope {
   const doc = object(json, DOCUMENT, "a JSON object");
-  const userMode = optionalBoolean(doc, "userMode", "userMode") ?? false;
+  const userMode = optionalBoolean(doc, "userMode", "") ?? false;
   const paths = pathExpander(userMode, ctx.runtimeDir);
-  const symlinkPath = paths.expand(requiredString(doc, "symlinkPath", "symlinkPath", true));
-  const mountPoint = paths.expand(requiredString(doc, "secretsMountPoint", "secretsMountPoint", true));
+  const symlinkPath = paths.expand(requiredString(doc, "symlinkPath", "", true));
+  const mountPoint = paths.expand(requiredString(doc, "secretsMountPoint", "", true));
   const keys = declaredKeys(doc);
-  const gnupgHome = optionalNullableString(doc, "gnupgHome", "gnupgHome");
+  const gnupgHome = optionalNullableString(doc, "gnupgHome", "");
   const ownership = sharedPrincipals(ownershipRule(ctx));
   const shared = new Interner();
-  const secrets = items(list(doc, "secrets", "secrets"), "secrets", itemError, (item, field) =>
-    declaredSecret(item, field, symlinkPath, paths, ownership, shared),
+  const secretDir = `${symlinkPath}/`;
+  const templateDir = `${symlinkPath}/rendered/`;
+  const secrets = items(list(doc, "secrets", ""), "secrets", itemError, (item, field) =>
+    declaredSecret(item, field, secretDir, paths, ownership, shared),
   );
-  const templates = items(list(doc, "templates", "templates"), "templates", itemError, (item, field) =>
-    declaredTemplate(item, field, symlinkPath, paths, ownership, shared),
+  const templates = items(list(doc, "templates", ""), "templates", itemError, (item, field) =>
+    declaredTemplate(item, field, templateDir, paths, ownership, shared),
   );
   return {
     scope: ctx.scope,
@@ -118,7 +120,7 @@ function declaredScope(json: unknown, ctx: ManifestContext, itemError: ItemError
     secrets,
     templates,
     // Go's int field: absent or null leaves 0, which keeps every generation (pruneGenerations, main.go:793).
-    keepGenerations: optionalInteger(doc, "keepGenerations", "keepGenerations") ?? 0,
+    keepGenerations: optionalInteger(doc, "keepGenerations", "") ?? 0,
   };
 }
 
@@ -130,7 +132,8 @@ function items<T>(
   parse: (item: unknown, field: string) => T,
 ): T[] {
   const parsed: T[] = [];
-  for (const [i, item] of all.entries()) {
+  for (let i = 0; i < all.length; i++) {
+    const item = all[i];
     try {
       parsed.push(parse(item, `${field}[${i}]`));
     } catch (err) {
@@ -147,20 +150,20 @@ function items<T>(
 }
 
 /** An integer field, absent or null as undefined (json.Unmarshal into a Go int). */
-function optionalInteger(o: JsonObject, key: string, field: string): number | undefined {
+function optionalInteger(o: JsonObject, key: string, parent: string): number | undefined {
   const v = o[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v === "number" && Number.isInteger(v)) return v;
-  throw new FieldError(field, `expected an integer, got ${describe(v)}`);
+  throw new FieldError(fieldName(parent, key), `expected an integer, got ${describe(v)}`);
 }
 
 const NO_UNITS: readonly string[] = [];
 
 /** restartUnits/reloadUnits: NixOS manifests only; most secrets have none, and share one empty list. */
-function unitList(o: JsonObject, key: string, field: string): readonly string[] {
-  if (o[key] === undefined) return NO_UNITS;
-  const units = stringList(o, key, field);
-  return units.length === 0 ? NO_UNITS : units;
+function unitList(o: JsonObject, key: string, parent: string): readonly string[] {
+  const v = o[key];
+  if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) return NO_UNITS;
+  return stringList(o, key, parent);
 }
 
 /** Fields common to secrets and templates. */
@@ -176,15 +179,16 @@ interface FileFields {
 function declaredSecret(
   item: unknown,
   field: string,
-  symlinkPath: string,
+  /** Where a secret without a `path` lands: `<symlinkPath>/`. */
+  defaultDir: string,
   paths: PathExpander,
   ownership: OwnershipRule,
   shared: Interner,
 ): DeclaredSecret {
   const o = object(item, field, "an object");
-  const common = fileFields(o, field, `${symlinkPath}/`, paths, ownership, shared);
+  const common = fileFields(o, field, defaultDir, paths, ownership, shared);
   // A null or absent key is Go's "": the whole file (main.go:367-386).
-  const key = optionalNullableString(o, "key", `${field}.key`) ?? "";
+  const key = optionalNullableString(o, "key", field) ?? "";
   // Every field written out, not spread: a spread object keeps its fields in a separate property array,
   // ~70 bytes more per secret for as long as the manifest is cached.
   return {
@@ -198,30 +202,31 @@ function declaredSecret(
     // The usual key (the name) and the few sops files are held once, not once per secret as JSON.parse
     // returns them.
     key: key === common.name ? common.name : key,
-    format: secretFormat(o, `${field}.format`),
-    sopsFile: shared.get(requiredString(o, "sopsFile", `${field}.sopsFile`, false)),
+    format: secretFormat(o, field),
+    sopsFile: shared.get(requiredString(o, "sopsFile", field, false)),
     // Nix-only (modules/sops/default.nix:51): sops-install-secrets ignores it, the agent uses it to tell a
     // re-encrypted sops file from an unchanged one between generations.
     // Not in sops-install-secrets' struct, so any JSON type passes there: only a string is used here.
     sopsFileHash: shared.get(typeof o.sopsFileHash === "string" ? o.sopsFileHash : ""),
-    restartUnits: unitList(o, "restartUnits", `${field}.restartUnits`),
-    reloadUnits: unitList(o, "reloadUnits", `${field}.reloadUnits`),
+    restartUnits: unitList(o, "restartUnits", field),
+    reloadUnits: unitList(o, "reloadUnits", field),
   };
 }
 
 function declaredTemplate(
   item: unknown,
   field: string,
-  symlinkPath: string,
+  /** Where a template without a `path` lands: `<symlinkPath>/rendered/`. */
+  defaultDir: string,
   paths: PathExpander,
   ownership: OwnershipRule,
   shared: Interner,
 ): DeclaredTemplate {
   const o = object(item, field, "an object");
-  const common = fileFields(o, field, `${symlinkPath}/rendered/`, paths, ownership, shared);
+  const common = fileFields(o, field, defaultDir, paths, ownership, shared);
   // The agent never needs what a template contains, only whether its source changed between generations.
-  const content = optionalNullableString(o, "content", `${field}.content`) ?? "";
-  const file = optionalNullableString(o, "file", `${field}.file`) ?? "";
+  const content = optionalNullableString(o, "content", field) ?? "";
+  const file = optionalNullableString(o, "file", field) ?? "";
   // sops-install-secrets main.go:701-712: neither text nor file aborts the activation.
   if (content === "" && file === "")
     throw new FieldError(
@@ -237,8 +242,8 @@ function declaredTemplate(
     owner: common.owner,
     group: common.group,
     source: templateSource(content, file, shared),
-    restartUnits: unitList(o, "restartUnits", `${field}.restartUnits`),
-    reloadUnits: unitList(o, "reloadUnits", `${field}.reloadUnits`),
+    restartUnits: unitList(o, "restartUnits", field),
+    reloadUnits: unitList(o, "reloadUnits", field),
   };
 }
 
@@ -257,15 +262,15 @@ function fileFields(
   ownership: OwnershipRule,
   shared: Interner,
 ): FileFields {
-  const name = requiredString(o, "name", `${field}.name`, true);
-  const declaredPath = optionalNullableString(o, "path", `${field}.path`) ?? "";
+  const name = requiredString(o, "name", field, true);
+  const declaredPath = optionalNullableString(o, "path", field) ?? "";
   // A null or absent mode is Go's "", which ParseUint refuses: sops-nix's modules always write one.
-  const modeText = optionalNullableString(o, "mode", `${field}.mode`) ?? "";
-  const mode = permissionBits(modeText, `${field}.mode`);
-  const ownerName = optionalNullableString(o, "owner", `${field}.owner`);
-  const uid = optionalId(o, "uid", `${field}.uid`);
-  const groupName = optionalNullableString(o, "group", `${field}.group`);
-  const gid = optionalId(o, "gid", `${field}.gid`);
+  const modeText = optionalNullableString(o, "mode", field) ?? "";
+  const mode = permissionBits(modeText, field);
+  const ownerName = optionalNullableString(o, "owner", field);
+  const uid = optionalId(o, "uid", field);
+  const groupName = optionalNullableString(o, "group", field);
+  const gid = optionalId(o, "gid", field);
   return {
     name,
     path: declaredPath === "" ? `${defaultDir}${name}` : paths.expand(declaredPath),
@@ -283,27 +288,30 @@ function fileFields(
  * syscallMode takes Perm() plus Go's own setuid/setgid/sticky flags, which sit far above bit 15): so a
  * declared 2750 lands as 0750. The model keeps what is applied.
  */
-function permissionBits(text: string, field: string): number {
+function permissionBits(text: string, parent: string): number {
   const value = OCTAL_DIGITS.test(text) ? Number.parseInt(text, 8) : Number.NaN;
-  if (!(value <= 0xffff)) throw new FieldError(field, `${quote(text)} is not an octal mode`);
+  if (!(value <= 0xffff))
+    throw new FieldError(fieldName(parent, "mode"), `${quote(text)} is not an octal mode`);
   return value & 0o777;
 }
 
-function secretFormat(o: JsonObject, field: string): SecretFormat {
-  const text = optionalNullableString(o, "format", field) ?? "";
+function secretFormat(o: JsonObject, parent: string): SecretFormat {
+  const text = optionalNullableString(o, "format", parent) ?? "";
   // FormatType.UnmarshalJSON (main.go:117-131) keeps the zero value for a string it does not know, and
   // validateSecret (main.go:641-643) turns "" into yaml: an unknown format is decrypted as yaml.
-  return SECRET_FORMATS.find((f) => f === text) ?? "yaml";
+  return KNOWN_FORMATS.has(text) ? (text as SecretFormat) : "yaml";
 }
+
+const KNOWN_FORMATS: ReadonlySet<string> = new Set(SECRET_FORMATS);
 
 function declaredKeys(doc: JsonObject): DeclaredKey[] {
   const keys: DeclaredKey[] = [];
   const add = (paths: readonly string[], role: KeyRole) => {
     for (const path of paths) keys.push({ path, role });
   };
-  add(stringList(doc, "ageSshKeyPaths", "ageSshKeyPaths"), "age-ssh");
-  add(stringList(doc, "sshKeyPaths", "sshKeyPaths"), "ssh-gpg");
-  const ageKeyFile = optionalNullableString(doc, "ageKeyFile", "ageKeyFile");
+  add(stringList(doc, "ageSshKeyPaths", ""), "age-ssh");
+  add(stringList(doc, "sshKeyPaths", ""), "ssh-gpg");
+  const ageKeyFile = optionalNullableString(doc, "ageKeyFile", "");
   if (typeof ageKeyFile === "string" && ageKeyFile !== "") add([ageKeyFile], "age-key-file");
   return keys;
 }
@@ -327,23 +335,37 @@ function ownershipRule(ctx: ManifestContext): OwnershipRule {
 }
 
 function fixedOwnership(uid: number, gid: number): OwnershipRule {
-  return { owner: () => ({ kind: "id", id: uid }), group: () => ({ kind: "id", id: gid }) };
+  const owner: Principal = { kind: "id", id: uid };
+  const group: Principal = { kind: "id", id: gid };
+  return { owner: () => owner, group: () => group };
 }
 
-/** The same rule, handing out one Principal object per distinct owner or group instead of one per secret. */
+/**
+ * The same rule, handing out one Principal object per distinct owner or group instead of one per secret.
+ * The rule is asked only for a name or id not seen before: it would allocate a Principal per secret.
+ */
 function sharedPrincipals(rule: OwnershipRule): OwnershipRule {
-  const byKey = new Map<string | number, Principal>();
-  const shared = (p: Principal): Principal => {
-    // Names and ids cannot collide as keys: one is a string, the other a number.
-    const key = p.kind === "name" ? p.name : p.id;
-    const seen = byKey.get(key);
-    if (seen !== undefined) return seen;
-    byKey.set(key, p);
+  // Names and ids cannot collide as keys: one is a string, the other a number. A fixed rule ignores both,
+  // and byNameOrId decides by them alone, so the pair is the whole key.
+  const owners = new Map<string | number, Principal>();
+  const groups = new Map<string | number, Principal>();
+  const shared = (
+    seen: Map<string | number, Principal>,
+    make: (name: string | null | undefined, id: number) => Principal,
+    name: string | null | undefined,
+    id: number,
+  ): Principal => {
+    const key = typeof name === "string" ? name : id;
+    let p = seen.get(key);
+    if (p === undefined) {
+      p = make(name, id);
+      seen.set(key, p);
+    }
     return p;
   };
   return {
-    owner: (name, uid) => shared(rule.owner(name, uid)),
-    group: (name, gid) => shared(rule.group(name, gid)),
+    owner: (name, uid) => shared(owners, rule.owner, name, uid),
+    group: (name, gid) => shared(groups, rule.group, name, gid),
   };
 }
 
@@ -415,50 +437,66 @@ function object(value: unknown, field: string, expected: string): JsonObject {
   throw new FieldError(field, `expected ${expected}, got ${describe(value)}`);
 }
 
-function requiredString(o: JsonObject, key: string, field: string, nonEmpty: boolean): string {
+function requiredString(o: JsonObject, key: string, parent: string, nonEmpty: boolean): string {
   const value = o[key];
+  if (typeof value === "string" && !(nonEmpty && value === "")) return value;
+  const field = fieldName(parent, key);
   if (value === undefined)
     throw new FieldError(field, `missing (expected a ${nonEmpty ? "non-empty " : ""}string)`);
   if (typeof value !== "string") throw new FieldError(field, `expected a string, got ${describe(value)}`);
-  if (nonEmpty && value === "") throw new FieldError(field, "must not be empty");
-  return value;
+  throw new FieldError(field, "must not be empty");
 }
 
-function optionalNullableString(o: JsonObject, key: string, field: string): string | null | undefined {
+function optionalNullableString(o: JsonObject, key: string, parent: string): string | null | undefined {
   const value = o[key];
   if (value === undefined || value === null || typeof value === "string") return value;
-  throw new FieldError(field, `expected a string or null, got ${describe(value)}`);
+  throw new FieldError(fieldName(parent, key), `expected a string or null, got ${describe(value)}`);
 }
 
-function optionalBoolean(o: JsonObject, key: string, field: string): boolean | undefined {
+function optionalBoolean(o: JsonObject, key: string, parent: string): boolean | undefined {
   const value = o[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value === "boolean") return value;
-  throw new FieldError(field, `expected a boolean, got ${describe(value)}`);
+  throw new FieldError(fieldName(parent, key), `expected a boolean, got ${describe(value)}`);
 }
 
 /** A uid or gid; absent or null means 0, Go's zero value (the modules' `nullOr int`). */
-function optionalId(o: JsonObject, key: string, field: string): number {
+function optionalId(o: JsonObject, key: string, parent: string): number {
   const value = o[key];
   if (value === undefined || value === null) return 0;
   if (typeof value === "number" && Number.isSafeInteger(value) && value >= 0) return value;
-  throw new FieldError(field, `expected a non-negative integer, got ${describe(value)}`);
+  throw new FieldError(fieldName(parent, key), `expected a non-negative integer, got ${describe(value)}`);
 }
 
 /** A list; absent or null is Go's nil slice: none. */
-function list(o: JsonObject, key: string, field: string): readonly unknown[] {
+function list(o: JsonObject, key: string, parent: string): readonly unknown[] {
   const value = o[key];
-  if (value === undefined || value === null) return [];
+  if (value === undefined || value === null) return NONE;
   if (Array.isArray(value)) return value;
-  throw new FieldError(field, `expected a list, got ${describe(value)}`);
+  throw new FieldError(fieldName(parent, key), `expected a list, got ${describe(value)}`);
 }
 
 /** A list of strings; absent or null means none. */
-function stringList(o: JsonObject, key: string, field: string): string[] {
-  return list(o, key, field).map((item, i) => {
-    if (typeof item === "string") return item;
-    throw new FieldError(`${field}[${i}]`, `expected a string, got ${describe(item)}`);
-  });
+function stringList(o: JsonObject, key: string, parent: string): string[] {
+  const all = list(o, key, parent);
+  const out: string[] = [];
+  for (let i = 0; i < all.length; i++) {
+    const item = all[i];
+    if (typeof item !== "string")
+      throw new FieldError(`${fieldName(parent, key)}[${i}]`, `expected a string, got ${describe(item)}`);
+    out.push(item);
+  }
+  return out;
+}
+
+const NONE: readonly unknown[] = [];
+
+/**
+ * The JSON path of a field: `key` at the top level, else `parent.key`. Built only for an error: a 10k-secret
+ * manifest read a dozen fields per secret, and naming each up front was ~120k strings of garbage.
+ */
+function fieldName(parent: string, key: string): string {
+  return parent === "" ? key : `${parent}.${key}`;
 }
 
 function describe(value: unknown): string {
