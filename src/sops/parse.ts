@@ -494,7 +494,7 @@ function toDocument(root: ReadonlyMap<string, Value>, format: SecretFormat): Sop
   if (!(meta instanceof Map)) refuse("the `sops` metadata is not a map");
   const entries = new Map<string, SopsNode>();
   for (const [key, value] of root) {
-    if (key !== "sops") entries.set(key, classify(value, [key]));
+    if (key !== "sops") entries.set(key, classify(value, NO_PATH, key));
   }
   if (format === "binary" && entries.get("data")?.kind !== "enc") {
     refuse("binary sops file has no encrypted `data` value");
@@ -503,8 +503,8 @@ function toDocument(root: ReadonlyMap<string, Value>, format: SecretFormat): Sop
 }
 
 // sops writes `ENC[AES256_GCM,data:<b64>,iv:<b64>,tag:<b64>,type:<t>]`; empty values have empty data.
-const ENC_RE =
-  /^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:([a-z]+)\]$/;
+const ENC_SHAPE =
+  /^ENC\[AES256_GCM,data:[A-Za-z0-9+/=]*,iv:[A-Za-z0-9+/=]+,tag:[A-Za-z0-9+/=]+,type:[a-z]+\]$/;
 
 /**
  * Leaves are shared: a cached document lives as long as its file is unchanged, and one object per value
@@ -523,25 +523,41 @@ const PLAIN_NODES: Readonly<Record<PlainType, SopsNode>> = Object.freeze({
   null: Object.freeze({ kind: "plain", type: "null" }),
 });
 
-function classify(value: Value, path: readonly string[]): SopsNode {
+const NO_PATH: readonly string[] = [];
+
+/**
+ * The node of the value at `parent` + `key`. The path is only extended for a map or list, never per leaf:
+ * at 10,000 secrets, one array per value was a good part of the garbage of reading the sops files.
+ */
+function classify(value: Value, parent: readonly string[], key: string): SopsNode {
   if (typeof value === "string") {
     if (!value.startsWith("ENC[")) return PLAIN_NODES.string;
-    const type = ENC_RE.exec(value)?.[1];
-    if (!isEncType(type)) refuse(`malformed ENC[] value at ${showPath(path)}`);
+    const type = encType(value);
+    if (type === null) refuse(`malformed ENC[] value at ${showPath([...parent, key])}`);
     return ENC_NODES[type];
   }
   if (typeof value === "number") return PLAIN_NODES.number;
   if (typeof value === "boolean") return PLAIN_NODES.boolean;
   if (value === null) return PLAIN_NODES.null;
+  const path = [...parent, key];
   if (value instanceof Map) {
     const entries = new Map<string, SopsNode>();
-    for (const [k, v] of value) entries.set(k, classify(v, [...path, k]));
+    for (const [k, v] of value) entries.set(k, classify(v, path, k));
     return { kind: "map", entries };
   }
   return {
     kind: "list",
-    items: (value as readonly Value[]).map((v, i) => classify(v, [...path, String(i)])),
+    items: (value as readonly Value[]).map((v, i) => classify(v, path, String(i))),
   };
+}
+
+/** The type of a well-formed ENC[] value, else null; sops' usual `type:str` without a match array. */
+function encType(value: string): EncType | null {
+  if (!ENC_SHAPE.test(value)) return null;
+  if (value.endsWith(",type:str]")) return "str";
+  // The shape ends in `,type:[a-z]+]` and base64 has no `:`: the type follows the last colon.
+  const type = value.slice(value.lastIndexOf(":") + 1, -1);
+  return isEncType(type) ? type : null;
 }
 
 function isEncType(t: string | undefined): t is EncType {

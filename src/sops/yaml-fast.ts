@@ -68,6 +68,8 @@ class FastParser {
   private end = 0;
   /** Whether the current line has been read by next() and not yet consumed. */
   private pending = false;
+  /** Set by key(): a field, not a returned object, since it runs once per line. */
+  private afterKey = 0;
 
   constructor(text: string, maxDepth: number) {
     this.text = text;
@@ -103,10 +105,10 @@ class FastParser {
       if (this.indent < indent) break;
       if (this.indent > indent) throw BAIL;
       const t = this.text;
-      const { key, after } = this.key();
+      const key = this.key();
       if (out.has(key)) throw BAIL;
-      // `after` is just past the colon: the rest of the line is the value, or nothing for a nested block.
-      let v = after;
+      // Just past the colon: the rest of the line is the value, or nothing for a nested block.
+      let v = this.afterKey;
       while (v < this.end && t.charCodeAt(v) === SPACE) v++;
       this.pending = false;
       if (v === this.end) {
@@ -195,8 +197,8 @@ class FastParser {
     return clip ? `${lines.join("\n")}\n` : lines.join("\n");
   }
 
-  /** The key at the current line's content start, and the position just after its colon. */
-  private key(): { key: string; after: number } {
+  /** The key at the current line's content start; `afterKey` is then the position just after its colon. */
+  private key(): string {
     const t = this.text;
     const s = this.start;
     const c = t.charCodeAt(s);
@@ -208,13 +210,15 @@ class FastParser {
       const key = t.slice(s + 1, close);
       // A backslash is an escape in double quotes: left to the full parser.
       if (c === QUOTE && key.includes("\\")) throw BAIL;
-      return { key, after: colon + 1 };
+      this.afterKey = colon + 1;
+      return key;
     }
     const colon = t.indexOf(":", s);
     if (colon === -1 || colon >= this.end || !endsToken(t, colon + 1, this.end)) throw BAIL;
     const key = t.slice(s, colon);
     if (!PLAIN_KEY.test(key) || RESERVED.test(key)) throw BAIL;
-    return { key, after: colon + 1 };
+    this.afterKey = colon + 1;
+    return key;
   }
 
   /** Whether a plain or quoted key and its colon start at `c` (an item of `- key: value`). */
