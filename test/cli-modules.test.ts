@@ -98,6 +98,10 @@ describe("modules loaded per command", () => {
     // It did check the host: the check modules are there.
     expect(own).toContain("host/check-host.js");
     expect(own).toContain("cli/format.js");
+    // Nor preflight's modules: the usage check needs only the file hash (host/file-hash.js).
+    expect(own).toContain("host/file-hash.js");
+    for (const m of ["host/preflight.js", "core/declaration-diff.js", "core/boot-mounts.js"])
+      expect(own).not.toContain(m);
   });
 
   it("status answered by the agent loads nothing of the checking code", async () => {

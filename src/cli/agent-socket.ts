@@ -4,7 +4,6 @@
 // answer, an agent looking at another root) is a reason to check here instead, never an error.
 
 import * as fs from "node:fs";
-import * as net from "node:net";
 import type { AgentAnswer, AgentSummaryLine } from "../agent/status-socket.js";
 import type { StatusDocument } from "../core/report.js";
 import type { StatusSummary } from "../core/status-summary.js";
@@ -72,7 +71,9 @@ export async function askAgent(socketPath: string, opts: AskOptions): Promise<As
  * The answer's text: all of it, or only its first line (the summary), hanging up as soon as that arrived
  * so the agent's ~1.6 MB document at 10,000 secrets is neither copied nor parsed.
  */
-function readAnswer(socketPath: string, timeoutMs: number, whole: boolean): Promise<string> {
+async function readAnswer(socketPath: string, timeoutMs: number, whole: boolean): Promise<string> {
+  // Loaded only when there is a socket to ask: `status --fresh` and hosts without the agent never need it.
+  const net = await import("node:net");
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

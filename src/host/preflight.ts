@@ -3,7 +3,6 @@
 // new users) and hands it to the same pure checks `status` uses, plus the preflight-only ones.
 // Synchronous and never throwing for anything it reads.
 
-import * as nodeFs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { checkKeys } from "../checks/keys.js";
@@ -15,7 +14,6 @@ import {
   checkNewOwners,
   checkTemplatePlaceholders,
   type KeyBootFacts,
-  sha256Hex,
   type TemplateText,
 } from "../checks/preflight.js";
 import { scopeReadiness } from "../checks/scope-readiness.js";
@@ -47,6 +45,7 @@ import {
   type ManifestRef,
   manifestReader,
 } from "./discovery.js";
+import { hashOf } from "./file-hash.js";
 import { loadScopes } from "./load-scopes.js";
 import { RootFs } from "./rootfs.js";
 
@@ -430,35 +429,6 @@ function fileHashes(fs: RootFs, scope: DeclaredScope): Map<string, string | null
     out.set(s.sopsFile, hashOf(fs, s.sopsFile));
   }
   return out;
-}
-
-/** sha256 (hex) of a file's bytes, as `builtins.hashFile "sha256"` gives it; null when it cannot be read. */
-export function hashOf(fs: RootFs, hostPath: string): string | null {
-  const resolved = fs.resolve(hostPath);
-  if (resolved.state !== "resolved" || resolved.facts.type !== "file" || resolved.facts.size > MAX_TEXT_BYTES)
-    return null;
-  // Bytes, not text: the hash is of the file as Nix read it. No link is followed and no FIFO waited on.
-  let fd: number | undefined;
-  try {
-    fd = nodeFs.openSync(
-      fs.real(resolved.path),
-      nodeFs.constants.O_RDONLY | nodeFs.constants.O_NOFOLLOW | nodeFs.constants.O_NONBLOCK,
-    );
-    const st = nodeFs.fstatSync(fd);
-    if (!st.isFile() || st.size > MAX_TEXT_BYTES) return null;
-    const bytes = Buffer.alloc(st.size);
-    let done = 0;
-    while (done < st.size) {
-      const n = nodeFs.readSync(fd, bytes, done, st.size - done, done);
-      if (n === 0) break;
-      done += n;
-    }
-    return sha256Hex(bytes.subarray(0, done));
-  } catch {
-    return null;
-  } finally {
-    if (fd !== undefined) nodeFs.closeSync(fd);
-  }
 }
 
 function templateTexts(fs: RootFs, ref: ManifestRef | undefined, scope: DeclaredScope): TemplateText[] {

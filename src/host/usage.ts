@@ -20,9 +20,9 @@ import {
   unitKey,
 } from "../core/usage.js";
 import { manifestPathsIn } from "./discovery.js";
+import { hashOf } from "./file-hash.js";
 import type { ScopeView } from "./history.js";
 import { fingerprintsOf, readFormerScope } from "./history.js";
-import { hashOf } from "./preflight.js";
 import type { RootFs } from "./rootfs.js";
 import type { ServiceManager } from "./service-manager.js";
 import { UnitFileCache, unitPathsIn } from "./unit-files.js";
