@@ -4,7 +4,14 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ENC_TYPES, parseSopsFile, type SopsNode } from "../src/sops/parse.js";
+import {
+  ENC_TYPES,
+  type KeyLookup,
+  lookupKey,
+  parseSopsFile,
+  type SopsDocument,
+  type SopsNode,
+} from "../src/sops/parse.js";
 
 // The rule before the change, as the reference.
 const ENC_RE =
@@ -66,6 +73,51 @@ describe("ENC[] values", () => {
         expect(node).toEqual({ kind: "enc", type: want.type });
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+// lookupKey walks `a/b/c` along the slashes without an array of parts (issue 11); the reference is the
+// split-based walk it replaced.
+function lookupBySplit(tree: SopsNode, key: string): KeyLookup {
+  const parts = key.split("/");
+  let node = tree;
+  for (let i = 0; i < parts.length; i++) {
+    if (node.kind !== "map") return { kind: "absent", at: parts.slice(0, i).join("/"), why: "not-a-map" };
+    const next = node.entries.get(parts[i] ?? "");
+    if (next === undefined) return { kind: "absent", at: parts.slice(0, i + 1).join("/"), why: "missing" };
+    node = next;
+  }
+  return { kind: "found", node };
+}
+
+describe("lookupKey", () => {
+  const leaf: SopsNode = { kind: "enc", type: "str" };
+  const tree = fc.letrec<{ node: SopsNode }>((tie) => ({
+    node: fc.oneof(
+      { depthSize: "small", withCrossShrink: true },
+      fc.constant(leaf),
+      fc
+        .array(fc.tuple(fc.constantFrom("a", "b", "", "c.d"), tie("node")), { maxLength: 3 })
+        .map((entries): SopsNode => ({ kind: "map", entries: new Map(entries) })),
+    ),
+  })).node;
+  const key = fc
+    .array(fc.constantFrom("a", "b", "", "c.d", "x"), { minLength: 1, maxLength: 4 })
+    .map((parts) => parts.join("/"));
+
+  it("property: walks as the split-based lookup did", () => {
+    fc.assert(
+      fc.property(tree, key, (root, k) => {
+        if (root.kind !== "map" || k === "") return;
+        const document: SopsDocument = {
+          format: "yaml",
+          tree: root,
+          metadata: { recipients: [], lastModified: null, keyGroups: 0, shamirThreshold: null },
+        };
+        expect(lookupKey(document, k)).toEqual(lookupBySplit(root, k));
+      }),
+      { numRuns: 3000 },
     );
   });
 });

@@ -347,26 +347,34 @@ function fixedOwnership(uid: number, gid: number): OwnershipRule {
 function sharedPrincipals(rule: OwnershipRule): OwnershipRule {
   // Names and ids cannot collide as keys: one is a string, the other a number. A fixed rule ignores both,
   // and byNameOrId decides by them alone, so the pair is the whole key.
-  const owners = new Map<string | number, Principal>();
-  const groups = new Map<string | number, Principal>();
-  const shared = (
-    seen: Map<string | number, Principal>,
-    make: (name: string | null | undefined, id: number) => Principal,
-    name: string | null | undefined,
-    id: number,
-  ): Principal => {
+  const owner = new PrincipalCache(rule.owner);
+  const group = new PrincipalCache(rule.group);
+  return { owner: (name, uid) => owner.get(name, uid), group: (name, gid) => group.get(name, gid) };
+}
+
+/** One Principal per name or id; the last one asked is compared first, as most secrets share an owner. */
+class PrincipalCache {
+  private readonly make: (name: string | null | undefined, id: number) => Principal;
+  private readonly seen = new Map<string | number, Principal>();
+  private lastKey: string | number | null = null;
+  private last: Principal | null = null;
+
+  constructor(make: (name: string | null | undefined, id: number) => Principal) {
+    this.make = make;
+  }
+
+  get(name: string | null | undefined, id: number): Principal {
     const key = typeof name === "string" ? name : id;
-    let p = seen.get(key);
+    if (key === this.lastKey && this.last !== null) return this.last;
+    let p = this.seen.get(key);
     if (p === undefined) {
-      p = make(name, id);
-      seen.set(key, p);
+      p = this.make(name, id);
+      this.seen.set(key, p);
     }
+    this.lastKey = key;
+    this.last = p;
     return p;
-  };
-  return {
-    owner: (name, uid) => shared(owners, rule.owner, name, uid),
-    group: (name, gid) => shared(groups, rule.group, name, gid),
-  };
+  }
 }
 
 /** One copy of each repeated string (sops file paths, modes) of a manifest. */

@@ -676,16 +676,21 @@ export function lookupKey(document: SopsDocument, key: string): KeyLookup {
     const node = document.tree.entries.get(key);
     return node === undefined ? { kind: "absent", at: key, why: "missing" } : { kind: "found", node };
   }
-  const parts = key.split("/");
   let node: SopsNode = document.tree;
-  // Indexed, and the failing prefix only built on failure: this runs once per declared secret per check.
-  for (let i = 0; i < parts.length; i++) {
-    if (node.kind !== "map") return { kind: "absent", at: parts.slice(0, i).join("/"), why: "not-a-map" };
-    const next = node.entries.get(parts[i] ?? "");
-    if (next === undefined) return { kind: "absent", at: parts.slice(0, i + 1).join("/"), why: "missing" };
+  // Part by part along the slashes, without an array of parts, and the failing prefix only cut on failure:
+  // this runs once per declared secret per check (`svc/name` keys are the usual sops-nix layout).
+  let start = 0;
+  for (;;) {
+    const slash = key.indexOf("/", start);
+    const end = slash === -1 ? key.length : slash;
+    if (node.kind !== "map")
+      return { kind: "absent", at: key.slice(0, Math.max(0, start - 1)), why: "not-a-map" };
+    const next: SopsNode | undefined = node.entries.get(key.slice(start, end));
+    if (next === undefined) return { kind: "absent", at: key.slice(0, end), why: "missing" };
     node = next;
+    if (slash === -1) return { kind: "found", node };
+    start = slash + 1;
   }
-  return { kind: "found", node };
 }
 
 /** sops-install-secrets only writes strings (sops-nix #848). */
