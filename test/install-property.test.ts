@@ -19,6 +19,7 @@
 
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import type { HostLayout, HostSpec, SecretSpec, TemplateSpec } from "../src/example/layout.js";
@@ -175,7 +176,13 @@ function linkPath(f: FileCase, i: number, home: string | null): string | undefin
 }
 
 function specOf(c: HostCase): HostSpec {
-  const keyed = { ageKeyFile: "/var/lib/sops-nix/key.txt", recipients: [TEST_AGE_RECIPIENT], generation: 0 };
+  // Generation 0: the manifests and entry points only; the generations are written afterwards.
+  const keyed = {
+    ageKeyFile: "/var/lib/sops-nix/key.txt",
+    recipients: [TEST_AGE_RECIPIENT],
+    generation: 0,
+    umask: c.umask,
+  };
   const secret =
     (home: string | null, owners: boolean) =>
     (f: FileCase, i: number): SecretSpec => {
@@ -222,7 +229,7 @@ function specOf(c: HostCase): HostSpec {
 }
 
 /** The host as it stands before activation: what NixOS, logind and the admin made, at umask 022. */
-function layOut(c: HostCase): HostLayout {
+function beforeActivation(c: HostCase): HostLayout {
   const host = makeHost(specOf(c));
   fs.chmodSync(host.root, 0o755);
   for (const d of ["/run", "/srv", "/var/lib", "/etc"]) {
@@ -242,6 +249,20 @@ function layOut(c: HostCase): HostLayout {
       fs.chownSync(host.real(d), 1000, 100);
     host.writeFile("/home/alice/.config/sops/age/keys.txt", TEST_AGE_KEYS, 0o600, 1000, 100);
   }
+  return host;
+}
+
+function scopesOf(c: HostCase): string[] {
+  return [
+    "system",
+    ...(c.forUsers.length > 0 ? ["for-users"] : []),
+    ...(c.homeManager === null ? [] : ["user:alice"]),
+  ];
+}
+
+/** Laid out by the port of sops-install-secrets, run `activations` times. */
+function layOut(c: HostCase): HostLayout {
+  const host = beforeActivation(c);
   for (let n = 0; n < c.activations; n++) {
     installSecrets(host, "system", { umask: c.umask, ignorePasswd: false });
     if (c.forUsers.length > 0) installSecrets(host, "for-users", { umask: c.umask, ignorePasswd: true });
@@ -483,5 +504,66 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
     expect(seen.nested).toBeGreaterThan(0);
     expect(seen.secondRun).toBeGreaterThan(0);
     expect(seen.rootOwnedRendered).toBeGreaterThan(0);
+  });
+});
+
+// The layout helper (src/example/layout.ts) lays out the host trees of every other test: it must leave
+// what the port leaves — every directory, file and link with its type, mode, owner and group.
+describe("the layout helper agrees with the port of sops-install-secrets", () => {
+  function snapshot(host: HostLayout, c: HostCase): string[] {
+    const out: string[] = [];
+    const one = (p: string): fs.Stats => {
+      const st = fs.lstatSync(host.real(p));
+      const kind = st.isSymbolicLink()
+        ? `link -> ${fs.readlinkSync(host.real(p))}`
+        : st.isDirectory()
+          ? "dir"
+          : "file";
+      out.push(`${p} ${kind} ${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`);
+      return st;
+    };
+    const all = (p: string) => {
+      if (!one(p).isDirectory()) return;
+      // The combined key file is the port's alone: the layout helper has no key material to write.
+      for (const name of fs.readdirSync(host.real(p)).sort())
+        if (name !== "age-keys.txt") all(`${p}/${name}`);
+    };
+    for (const scope of scopesOf(c)) {
+      const laid = host.scopes.get(scope);
+      if (laid === undefined) throw new Error(scope);
+      all(laid.mountPoint);
+      one(laid.symlinkPath);
+      one(path.posix.dirname(laid.symlinkPath));
+    }
+    // Each link and the directories made for it, up to the ones the host had.
+    const had = ["/etc", "/srv", "/var/lib", "/home/alice", "/"];
+    for (const e of expectations(c))
+      for (let p = e.link; p !== null && !had.includes(p); p = path.posix.dirname(p)) one(p);
+    return out.sort();
+  }
+
+  it("for generated hosts, under umask 022 and 027, after one or two activations", (ctx) => {
+    if (process.getuid?.() !== 0)
+      return ctx.skip("needs root to chown the tree as sops-install-secrets does");
+    let compared = 0;
+    fc.assert(
+      fc.property(hostCase, (c) => {
+        const ported = layOut(c);
+        const helper = beforeActivation(c);
+        for (const scope of scopesOf(c)) {
+          const laid = helper.scopes.get(scope);
+          if (laid === undefined) throw new Error(scope);
+          helper.layGeneration(laid, 1);
+          if (c.activations === 2) helper.switchGeneration(scope);
+        }
+        const want = snapshot(ported, c);
+        expect(snapshot(helper, c)).toEqual(want);
+        compared += want.length;
+        fs.rmSync(ported.root, { recursive: true, force: true });
+        fs.rmSync(helper.root, { recursive: true, force: true });
+      }),
+      { numRuns: 16, seed: 8, endOnFailure: true },
+    );
+    expect(compared).toBeGreaterThan(100);
   });
 });

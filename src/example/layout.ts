@@ -297,8 +297,11 @@ export class HostLayout {
     const dirMode = 0o751 & ~umask;
     const ids = (uid: number, gid: number): [number, number] =>
       laid.owner === null ? [uid, gid] : [laid.owner.uid, laid.owner.gid];
-    const dirGid = laid.owner === null ? KEYS_GID : laid.owner.gid;
+    // -ignore-passwd (for-users) chowns to gid 0 instead of keys (main.go:1371-1378).
+    const dirGid = laid.owner === null ? (laid.scopeName === "for-users" ? 0 : KEYS_GID) : laid.owner.gid;
     const dirUid = laid.owner === null ? 0 : laid.owner.uid;
+    // The process's own ids: what it creates without a chown (root, or the user in user mode).
+    const proc = laid.owner ?? { uid: 0, gid: 0 };
     this.mkdir(laid.mountPoint, laid.userMode ? dirMode : 0o751, dirUid, dirGid);
     this.mkdir(genDir, dirMode, dirUid, dirGid);
     for (const s of laid.spec.secrets) {
@@ -312,7 +315,11 @@ export class HostLayout {
         gid,
       );
     }
-    if ((laid.spec.templates ?? []).length > 0) this.mkdir(`${genDir}/rendered`, dirMode, dirUid, dirGid);
+    // createParentDirs chowns only the directories of a name (main.go:442-457): `rendered` itself gets
+    // keys only through a template whose name has no `/`; otherwise MkdirAll made it, the process's own.
+    const templates = laid.spec.templates ?? [];
+    const renderedGid = templates.some((t) => !t.name.includes("/")) ? dirGid : proc.gid;
+    if (templates.length > 0) this.mkdir(`${genDir}/rendered`, dirMode, dirUid, renderedGid);
     for (const t of laid.spec.templates ?? []) {
       this.mkdirParents(`${genDir}/rendered`, t.name, dirUid, dirGid, dirMode);
       const [uid, gid] = ids(this.ownerOf(t.owner, t.uid, "users"), this.ownerOf(t.group, t.gid, "groups"));
@@ -324,30 +331,39 @@ export class HostLayout {
         gid,
       );
     }
+    // atomicSymlink (main.go:759-790): MkdirAll(0755) of its directory, the link the process's own.
+    this.mkdirAll(path.posix.dirname(laid.symlinkPath), 0o755 & ~umask, proc);
     this.symlink(laid.symlinkPath, genDir);
+    chownIfRoot(this.real(laid.symlinkPath), proc.uid, proc.gid);
+    // A link is lchowned to its file's owner in system mode (main.go:189-221); its parents are the process's.
     for (const s of laid.spec.secrets) {
       if (s.path !== undefined && s.path !== `${laid.symlinkPath}/${s.name}`) {
-        this.mkdirAll(path.posix.dirname(s.path), 0o777 & ~umask);
+        this.mkdirAll(path.posix.dirname(s.path), 0o777 & ~umask, proc);
         this.symlink(s.path, `${laid.symlinkPath}/${s.name}`);
+        const [uid, gid] = ids(this.ownerOf(s.owner, s.uid, "users"), this.ownerOf(s.group, s.gid, "groups"));
+        chownIfRoot(this.real(s.path), uid, gid);
       }
     }
-    for (const t of laid.spec.templates ?? []) {
+    for (const t of templates) {
       if (t.path !== undefined && t.path !== `${laid.symlinkPath}/rendered/${t.name}`) {
-        this.mkdirAll(path.posix.dirname(t.path), 0o777 & ~umask);
+        this.mkdirAll(path.posix.dirname(t.path), 0o777 & ~umask, proc);
         this.symlink(t.path, `${laid.symlinkPath}/rendered/${t.name}`);
+        const [uid, gid] = ids(this.ownerOf(t.owner, t.uid, "users"), this.ownerOf(t.group, t.gid, "groups"));
+        chownIfRoot(this.real(t.path), uid, gid);
       }
     }
     return genDir;
   }
 
-  /** os.MkdirAll: only the directories that do not exist yet are created, with `mode`, owned by root. */
-  private mkdirAll(hostPath: string, mode: number): void {
+  /** os.MkdirAll: only the directories that do not exist yet are created, with `mode`, owned by the process. */
+  private mkdirAll(hostPath: string, mode: number, owner: { uid: number; gid: number }): void {
     const missing: string[] = [];
     for (let p = hostPath; p !== "/" && !fs.existsSync(this.real(p)); p = path.posix.dirname(p))
       missing.unshift(p);
     for (const p of missing) {
       fs.mkdirSync(this.real(p));
       fs.chmodSync(this.real(p), mode);
+      chownIfRoot(this.real(p), owner.uid, owner.gid);
     }
   }
 
