@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { keyLookupCount } from "../src/checks/sops.js";
 import { exampleIdentity } from "../src/example/example-host.js";
 import { layoutHost, sopsStorePath, sopsYaml } from "../src/example/layout.js";
-import { checkHost } from "../src/host/check-host.js";
+import { type CheckState, checkHost, checkHostKeeping } from "../src/host/check-host.js";
 import { ManifestCache } from "../src/host/load-scopes.js";
 import { SopsFileCache } from "../src/sops/reader.js";
 
@@ -65,5 +65,61 @@ describe("the sops key verdicts", () => {
     expect(absent()).toEqual(["svc/secret-3"]);
     // Only file-1's ten secrets were looked up again.
     expect(keyLookupCount() - start).toBe(30);
+  });
+});
+
+describe("observations taken over from the last check", () => {
+  it("are the same objects while nothing changed, and a changed file is seen at once", () => {
+    const { host } = twoFileHost();
+    const caches = { sopsCache: new SopsFileCache(), manifestCache: new ManifestCache() };
+    let previous: CheckState | null = null;
+    const check = () => {
+      const { run, state } = checkHostKeeping({
+        root: host.root,
+        manifests: null,
+        env: {},
+        ...caches,
+        previous,
+      });
+      previous = state;
+      return run;
+    };
+    const system = (run: ReturnType<typeof check>) => {
+      const scope = run.observed.find((o) => o.declared.scope === "system");
+      if (scope === undefined) throw new Error("no system scope");
+      return scope;
+    };
+    const first = check();
+    const second = check();
+    // Nothing changed: the same files array, the same status entries.
+    expect(system(second).files).toBe(system(first).files);
+    expect(second.document.secrets).toBe(first.document.secrets);
+
+    const secret = "/run/secrets.d/1/svc/secret-7";
+    fs.chmodSync(host.real(secret), 0o444);
+    const third = check();
+    expect(third.document.problems.filter((p) => p.subject === "svc/secret-7").map((p) => p.code)).toEqual([
+      "wrong_mode",
+    ]);
+    const before = system(second).files;
+    const renewed = system(third).files.filter((f, i) => f !== before[i]);
+    expect(renewed.map((f) => f.generationPath)).toEqual([secret]);
+    expect(
+      third.document.secrets.filter((s, i) => s !== second.document.secrets[i]).map((s) => s.name),
+    ).toEqual(["svc/secret-7"]);
+
+    // Replaced by another file with the same mode, owner, size and mtime: a new inode is a change too.
+    const real = host.real(secret);
+    fs.chmodSync(real, 0o400);
+    check();
+    const st = fs.statSync(real);
+    fs.copyFileSync(real, `${real}.new`);
+    fs.chmodSync(`${real}.new`, 0o400);
+    fs.utimesSync(`${real}.new`, st.atime, st.mtime);
+    fs.renameSync(`${real}.new`, real);
+    const replaced = system(check()).files.find((f) => f.generationPath === secret);
+    expect(replaced?.facts.state === "present" && replaced.facts.ino).toBe(fs.statSync(real).ino);
+    // And it equals what a check without the last state sees.
+    expect(checkHost({ root: host.root, manifests: null, env: {} }).document).toEqual(check().document);
   });
 });

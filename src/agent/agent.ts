@@ -325,6 +325,7 @@ export class Agent {
       usageCache: this.usageCache,
       extraKeyPaths: this.config.extraKeyPaths,
       allowNoManifests: this.config.allowNoManifests,
+      previous: state,
     };
     if (this.opts.check !== undefined) {
       this.checkState = null;

@@ -17,6 +17,8 @@ export function buildStatus(
   problems: readonly Problem[],
   recipients: readonly HostRecipient[],
   families: readonly FamilyResult[],
+  /** The last document's entries: an entry that is the same again is that object (the agent keeps them). */
+  previous: readonly SecretStatus[] = [],
 ): StatusDocument {
   // A family that failed found nothing, which is not the same as finding nothing wrong.
   const incomplete: FailedCheck[] = families
@@ -45,25 +47,35 @@ export function buildStatus(
     secrets: o.declared.secrets.length,
     templates: o.declared.templates.length,
   }));
-  const secrets: SecretStatus[] = observed.flatMap((o) => {
-    const scopeBroken = brokenScopes.has(o.declared.scope);
-    return [...o.declared.secrets, ...o.declared.templates].map((d) => ({
-      scope: o.declared.scope,
-      kind: d.kind,
-      name: d.name,
-      path: d.path,
-      // The key string is only built when there is a critical problem to look up.
-      ok:
-        !scopeBroken &&
-        (bySubject.size === 0 || !isNamedBy(bySubject.get(`${o.declared.scope}\u0000${d.name}`), d, o)),
-    }));
-  });
+  const secrets: SecretStatus[] = [];
+  let same = true;
+  for (const o of observed) {
+    const scope = o.declared.scope;
+    const scopeBroken = brokenScopes.has(scope);
+    for (const list of [o.declared.secrets, o.declared.templates])
+      for (const d of list) {
+        // The key string is only built when there is a critical problem to look up.
+        const ok =
+          !scopeBroken &&
+          (bySubject.size === 0 || !isNamedBy(bySubject.get(`${scope}\u0000${d.name}`), d, o));
+        const was = previous[secrets.length];
+        const reuse =
+          was !== undefined &&
+          was.ok === ok &&
+          was.name === d.name &&
+          was.kind === d.kind &&
+          was.path === d.path &&
+          was.scope === scope;
+        same &&= reuse;
+        secrets.push(reuse ? was : { scope, kind: d.kind, name: d.name, path: d.path, ok });
+      }
+  }
   return {
     healthy: critical.length === 0 && incomplete.length === 0,
     incomplete,
     scopes,
     problems: [...problems],
-    secrets,
+    secrets: same && secrets.length === previous.length ? (previous as SecretStatus[]) : secrets,
     recipients: [...recipients],
   };
 }

@@ -17,6 +17,7 @@ import type {
   CheckRun,
   FamilyResult,
   HostRecipient,
+  SecretStatus,
   StaleConsumerSummary,
 } from "../core/report.js";
 import { partialViewOf } from "../core/report.js";
@@ -64,6 +65,11 @@ export interface CheckHostOptions {
    * none under --root, where an image's units are not running. Tests inject a recorded one.
    */
   readonly services?: ServiceManager | null;
+  /**
+   * The agent's last check of the same root: what did not change is taken over from it as the same objects
+   * (observations, status entries), so a check that finds nothing new leaves next to nothing to collect.
+   */
+  readonly previous?: CheckState | null;
 }
 
 export function checkHost(opts: CheckHostOptions): CheckRun {
@@ -108,7 +114,10 @@ export function checkHostKeeping(opts: CheckHostOptions): { run: CheckRun; state
   const loaded = loadScopes(fs, refs, opts.manifestCache, opts.allowNoManifests ?? false);
   const scopes = withExtraKeys(loaded.scopes, opts.extraKeyPaths ?? []);
   const viewOf = accountViews(fs, accounts);
-  const observed = scopes.map((s) => observeScope(viewOf.scope(s), s));
+  const before = new Map(
+    (opts.previous?.root === opts.root ? opts.previous.observed : []).map((o) => [o.declared.scope, o]),
+  );
+  const observed = scopes.map((s) => observeScope(viewOf.scope(s), s, before.get(s.scope) ?? null));
   const host = observeHost(fs, withDarwinAccounts(accounts, scopes, darwinDirectory(fs)), viewOf.home);
   // The observations beyond the declared files run isolated, like the check families: one that throws is
   // reported as a failed family (the run is then incomplete) and the others still run.
@@ -142,6 +151,7 @@ export function checkHostKeeping(opts: CheckHostOptions): { run: CheckRun; state
     startedAt,
     started,
     uid: env.uid,
+    previous: opts.previous?.root === opts.root ? opts.previous.run.document.secrets : [],
   });
   return { run, state: { root: opts.root, ...input, run } };
 }
@@ -151,6 +161,8 @@ function evaluate(
   rest: Pick<CheckRun, "sopsFiles" | "homes" | "startedAt"> & {
     readonly started: number;
     readonly uid: number;
+    /** The last document's status entries, reused where unchanged. */
+    readonly previous?: readonly SecretStatus[];
   },
 ): CheckRun {
   const engine = runFamilies([...CHECK_FAMILIES, sopsFamily], {
@@ -163,7 +175,7 @@ function evaluate(
   const problems: Problem[] = [...input.loadedProblems, ...engine.problems].sort(compareProblems);
   const recipients: HostRecipient[] = [...input.sops.identities.values()].flat();
   const families = [...engine.families, ...input.readFailures];
-  const document = buildStatus(input.observed, problems, recipients, families);
+  const document = buildStatus(input.observed, problems, recipients, families, rest.previous);
   const partialView = partialViewOf(problems, rest.uid);
   return {
     document: partialView === undefined ? document : { ...document, partialView },
@@ -203,13 +215,19 @@ export function recheckFiles(
     const search = new SearchPaths(fs);
     for (const j of indices) {
       const old = files[j] as FileObservation;
-      files[j] = observeFile(fs, scope.declared, old.declared, generationDir, oversized, search);
+      files[j] = observeFile(fs, scope.declared, old.declared, generationDir, oversized, search, old);
     }
     const { oversized: _, ...rest } = scope;
     return oversized.length === 0 ? { ...rest, files } : { ...rest, files, oversized };
   });
   const input = { ...state, observed };
-  const run = evaluate(input, { ...state.run, startedAt, started, uid: process.getuid?.() ?? 0 });
+  const run = evaluate(input, {
+    ...state.run,
+    startedAt,
+    started,
+    uid: process.getuid?.() ?? 0,
+    previous: state.run.document.secrets,
+  });
   return { run, state: { ...input, run }, reobserved: changed.size };
 }
 

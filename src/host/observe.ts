@@ -42,7 +42,16 @@ function isContainedName(name: string): boolean {
 const TEMPLATE_CHUNK = 1 << 20;
 export const MAX_TEMPLATE_SCAN = 64 << 20;
 
-export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
+/**
+ * `previous`: the same scope as the agent's last check observed it. Files in the same generation directory
+ * whose facts did not change keep their observation objects, and an unchanged scope its files array: a
+ * check that finds nothing new allocates nothing that outlives it.
+ */
+export function observeScope(
+  fs: RootFs,
+  scope: DeclaredScope,
+  previous: ObservedScope | null = null,
+): ObservedScope {
   const session = sessionOf(fs, scope);
   const keys = scope.keys.map(
     (key): KeyObservation => ({ key, facts: fs.lstat(key.path), resolution: fs.resolve(key.path) }),
@@ -53,13 +62,54 @@ export function observeScope(fs: RootFs, scope: DeclaredScope): ObservedScope {
   }
   const generation = generationOf(fs, scope, link);
   const generationDirs = generationDirOf(fs, { generation });
-  const files: FileObservation[] = [];
+  const before = comparable(previous, scope, generationDirs);
+  // null while every file is the one observed before: then that array is kept.
+  let files: FileObservation[] | null = before === null ? [] : null;
+  let i = 0;
   const oversized: OversizedInput[] = [];
   const search = new SearchPaths(fs);
+  const add = (file: FileObservation) => {
+    if (files === null) {
+      if (file === before?.[i]) {
+        i++;
+        return;
+      }
+      files = (before ?? []).slice(0, i);
+    }
+    files.push(file);
+    i++;
+  };
   for (const declared of scope.secrets)
-    files.push(observeFile(fs, scope, declared, generationDirs, oversized, search));
+    add(observeFile(fs, scope, declared, generationDirs, oversized, search, before?.[i]));
   for (const declared of scope.templates)
-    files.push(observeFile(fs, scope, declared, generationDirs, oversized, search));
+    add(observeFile(fs, scope, declared, generationDirs, oversized, search, before?.[i]));
+  return finishScope(fs, scope, session, link, generation, files ?? before ?? [], keys, oversized);
+}
+
+/** The previous files, one per declaration in order, when they were observed in the same generation directory. */
+function comparable(
+  previous: ObservedScope | null,
+  scope: DeclaredScope,
+  dir: { readonly host: string } | null,
+): readonly FileObservation[] | null {
+  if (previous === null || dir === null) return null;
+  const d = previous.declared;
+  if (d.secrets !== scope.secrets || d.templates !== scope.templates) return null;
+  if (previous.files.length !== scope.secrets.length + scope.templates.length) return null;
+  const r = previous.generation?.resolution;
+  return r?.state === "resolved" && r.path === dir.host ? previous.files : null;
+}
+
+function finishScope(
+  fs: RootFs,
+  scope: DeclaredScope,
+  session: SessionState,
+  link: PathFacts,
+  generation: GenerationObservation | null,
+  files: readonly FileObservation[],
+  keys: KeyObservation[],
+  oversized: OversizedInput[],
+): ObservedScope {
   const mountFsType = scope.userMode || scope.platform !== "linux" ? null : fs.fsType(scope.mountPoint);
   return oversized.length === 0
     ? { declared: scope, session, link, generation, mountFsType, files, keys }
@@ -76,7 +126,11 @@ export function generationDirOf(
   return { host: resolution.path, real: fs.real(resolution.path) };
 }
 
-/** One declared file in the current generation (exported for the agent's re-check of changed files). */
+/**
+ * One declared file in the current generation (exported for the agent's re-check of changed files).
+ * `before`: its observation by an earlier check in the same generation directory, returned as it is when
+ * nothing about the file changed.
+ */
 export function observeFile(
   fs: RootFs,
   scope: DeclaredScope,
@@ -84,9 +138,11 @@ export function observeFile(
   generationDir: { readonly host: string; readonly real: string } | null,
   oversized: OversizedInput[],
   search: SearchPaths,
+  before?: FileObservation,
 ): FileObservation {
   const rel = relativeInGeneration(declared);
-  const generationPath = generationDir === null ? null : `${generationDir.host}/${rel}`;
+  const generationPath =
+    generationDir === null ? null : (before?.generationPath ?? `${generationDir.host}/${rel}`);
   // A user writes her own scope's manifest: a name that climbs out of the generation (`../../root/x`) or
   // is absolute is refused, not looked up.
   const facts =
@@ -94,7 +150,7 @@ export function observeFile(
       ? ABSENT
       : scope.user !== null && !isContainedName(declared.name)
         ? REFUSED_NAME
-        : fs.lstatUnder(generationDir.real, generationDir.host, rel);
+        : fs.lstatUnder(generationDir.real, generationDir.host, rel, before?.facts);
   let unrenderedPlaceholder: boolean | null = null;
   let contentDenied: string | null = null;
   if (
@@ -119,13 +175,29 @@ export function observeFile(
       });
     }
   }
-  const link = isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)
+  // Whether the declared path is the generation's own entry depends on the declarations only.
+  const link = (
+    before === undefined
+      ? isUnderSymlinkPath(scope.symlinkPath, rel, declared.path)
+      : before.link === null
+  )
     ? null
     : observeLink(fs, declared.path, search);
   const searchPath =
     generationPath === null || facts.state !== "present"
       ? null
-      : search.ofDirectory(generationPath.slice(0, generationPath.lastIndexOf("/")));
+      : search.ofFile(generationPath, before?.searchPath ?? null);
+  if (
+    before !== undefined &&
+    facts === before.facts &&
+    generationPath === before.generationPath &&
+    link === null &&
+    before.link === null &&
+    searchPath === before.searchPath &&
+    unrenderedPlaceholder === before.unrenderedPlaceholder &&
+    contentDenied === (before.contentDenied ?? null)
+  )
+    return before;
   return contentDenied === null
     ? { declared, generationPath, facts, unrenderedPlaceholder, searchPath, link }
     : { declared, generationPath, facts, unrenderedPlaceholder, searchPath, link, contentDenied };
@@ -155,16 +227,41 @@ export class SearchPaths {
     this.fs = fs;
   }
 
-  /** The directories searched to open an entry of `dir`, `dir` itself last; null when not all were seen. */
-  ofDirectory(dir: string): readonly PathStep[] | null {
+  /**
+   * The directories searched to open an entry of `dir`, `dir` itself last; null when not all were seen.
+   * `before`: what an earlier check found for the same directory, kept when still the same.
+   */
+  ofDirectory(dir: string, before: readonly PathStep[] | null = null): readonly PathStep[] | null {
     const known = this.dirs.get(dir);
     if (known !== undefined) return known;
     const walked = this.walk(dir);
-    const steps =
+    const found =
       walked === null || walked.final.type !== "directory" ? null : [...walked.dirs, step(walked.final)];
+    const steps = found !== null && before !== null && sameSteps(found, before) ? before : found;
     this.dirs.set(dir, steps);
     return steps;
   }
+
+  /** ofDirectory of a file's directory; files come directory by directory, so the last one is tried first. */
+  ofFile(file: string, before: readonly PathStep[] | null): readonly PathStep[] | null {
+    const last = this.lastDir;
+    if (
+      last !== null &&
+      file.length > last.length + 1 &&
+      file.charCodeAt(last.length) === 0x2f &&
+      file.startsWith(last) &&
+      file.indexOf("/", last.length + 1) === -1
+    )
+      return this.lastSteps;
+    const dir = file.slice(0, file.lastIndexOf("/"));
+    const steps = this.ofDirectory(dir, before);
+    this.lastDir = dir;
+    this.lastSteps = steps;
+    return steps;
+  }
+
+  private lastDir: string | null = null;
+  private lastSteps: readonly PathStep[] | null = null;
 
   walk(
     hostPath: string,
@@ -209,6 +306,16 @@ export class SearchPaths {
     this.facts.set(hostPath, facts);
     return facts;
   }
+}
+
+function sameSteps(a: readonly PathStep[], b: readonly PathStep[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as PathStep;
+    const y = b[i] as PathStep;
+    if (x.path !== y.path || x.mode !== y.mode || x.uid !== y.uid || x.gid !== y.gid) return false;
+  }
+  return true;
 }
 
 function step(f: PresentFacts & { readonly path: string }): PathStep {

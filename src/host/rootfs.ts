@@ -35,8 +35,8 @@ export class RootFs {
    * directory is resolved inside the root first: the kernel would otherwise follow a symlink in a parent
    * (an absolute link to /persist, say) on the running host.
    */
-  lstat(hostPath: string, stamp?: ChangeStamp): PathFacts {
-    if (this.root === "/" && this.as === null) return this.lstatReal(this.real(hostPath), stamp);
+  lstat(hostPath: string, stamp?: ChangeStamp, before?: PathFacts): PathFacts {
+    if (this.root === "/" && this.as === null) return this.lstatReal(this.real(hostPath), stamp, before);
     const normal = path.posix.normalize(`/${hostPath}`);
     if (normal === "/") return this.lstatReal(this.root, stamp);
     const parent = this.resolveDir(path.posix.dirname(normal));
@@ -44,24 +44,49 @@ export class RootFs {
     if (parent.state !== "resolved" || parent.facts.type !== "directory") return ABSENT;
     // Looking at an entry takes search permission on its directory.
     if (this.as !== null && !permits(this.as, parent.facts, SEARCH)) return DENIED;
-    return this.lstatReal(`${this.real(parent.path)}/${path.posix.basename(normal)}`, stamp);
+    return this.lstatReal(`${this.real(parent.path)}/${path.posix.basename(normal)}`, stamp, before);
   }
 
   /**
    * lstat of `<dir>/<name>` where `realDir` is the real path of an already resolved directory: one path
    * join per secret. A name with directories in it (`nginx/htpasswd`) or `..`/`.` takes the resolving way.
    */
-  lstatUnder(realDir: string, hostDir: string, name: string): PathFacts {
-    if (this.as !== null) return this.lstat(`${hostDir}/${name}`);
-    if (isPlainName(name)) return this.lstatReal(`${realDir}/${name}`);
+  lstatUnder(realDir: string, hostDir: string, name: string, before?: PathFacts): PathFacts {
+    if (this.as !== null) return this.lstat(`${hostDir}/${name}`, undefined, before);
+    // Secrets are declared directory by directory: the last sub-directory is tried first, without
+    // building its key (a string and a hash per secret).
+    const last = this.lastSub;
+    if (
+      last !== null &&
+      last.hostDir === hostDir &&
+      name.length > last.sub.length + 1 &&
+      name.charCodeAt(last.sub.length) === SLASH &&
+      name.startsWith(last.sub) &&
+      name.indexOf("/", last.sub.length + 1) === -1 &&
+      !isDotName(name, last.sub.length + 1)
+    ) {
+      const dir = last.dir;
+      return typeof dir === "string"
+        ? this.lstatReal(dir + name.slice(last.sub.length), undefined, before)
+        : dir;
+    }
+    if (isPlainName(name)) return this.lstatReal(`${realDir}/${name}`, undefined, before);
     const slash = name.lastIndexOf("/");
     const sub = name.slice(0, slash);
     const base = name.slice(slash + 1);
-    if (!isPlainName(base) || !isPlainRelative(sub)) return this.lstat(`${hostDir}/${name}`);
+    if (!isPlainName(base) || !isPlainRelative(sub))
+      return this.lstat(`${hostDir}/${name}`, undefined, before);
     // A name like nginx/htpasswd: its sub-directory is resolved once per check, then one join per secret.
     const dir = this.realDirOf(`${hostDir}/${sub}`);
-    return typeof dir === "string" ? this.lstatReal(`${dir}/${base}`) : dir;
+    this.lastSub = { hostDir, sub, dir };
+    return typeof dir === "string" ? this.lstatReal(`${dir}/${base}`, undefined, before) : dir;
   }
+
+  private lastSub: {
+    readonly hostDir: string;
+    readonly sub: string;
+    readonly dir: string | PathFacts;
+  } | null = null;
 
   /** The real path of a host directory resolved inside the root (remembered), or why it cannot be used. */
   private realDirOf(hostDir: string): string | PathFacts {
@@ -94,7 +119,11 @@ export class RootFs {
     return resolved;
   }
 
-  private lstatReal(real: string, stamp?: ChangeStamp): PathFacts {
+  /**
+   * `before`: what an earlier check saw there. When nothing in it changed, that same object is returned: a
+   * long-running agent then keeps one facts object per file, not one more per check.
+   */
+  private lstatReal(real: string, stamp?: ChangeStamp, before?: PathFacts): PathFacts {
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(real, NO_THROW);
@@ -104,6 +133,7 @@ export class RootFs {
     if (st === undefined) return ABSENT;
     if (stamp !== undefined) stamp.ctimeMs = st.ctimeMs;
     const type = fileTypeOf(st);
+    if (before !== undefined && type !== "symlink" && sameFacts(before, st, type)) return before;
     if (type !== "symlink") return presentFacts(st, type);
     try {
       return { ...presentFacts(st, type), linkTarget: fs.readlinkSync(real) };
@@ -350,6 +380,17 @@ function isPlainRelative(p: string): boolean {
   return p !== "" && !UNPLAIN.test(p);
 }
 
+/** Whether `name` from `at` on is `.` or `..`. */
+function isDotName(name: string, at: number): boolean {
+  const n = name.length - at;
+  return (
+    (n === 1 && name.charCodeAt(at) === DOT) ||
+    (n === 2 && name.charCodeAt(at) === DOT && name.charCodeAt(at + 1) === DOT)
+  );
+}
+
+const DOT = 0x2e;
+
 /** A single entry name: no directory separator, not `.` or `..`. */
 function isPlainName(p: string): boolean {
   return p !== "" && p !== "." && p !== ".." && !p.includes("/");
@@ -388,6 +429,22 @@ export function fileTypeOf(st: fs.Stats): FileType {
   if (st.isSymbolicLink()) return "symlink";
   return "other";
 }
+
+/** Whether facts seen before hold exactly what `st` says (a symlink's target is not in `st`). */
+function sameFacts(before: PathFacts, st: fs.Stats, type: FileType): boolean {
+  return (
+    before.state === "present" &&
+    before.type === type &&
+    before.mode === (st.mode & 0o7777) &&
+    before.uid === st.uid &&
+    before.gid === st.gid &&
+    before.size === st.size &&
+    before.mtimeMs === st.mtimeMs &&
+    before.ino === st.ino
+  );
+}
+
+const SLASH = 0x2f;
 
 /** Built as one literal, not spread: this runs once per declared secret on every check. */
 function presentFacts(st: fs.Stats, type: FileType): PresentFacts & { readonly state: "present" } {
