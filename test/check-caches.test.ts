@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { AgentMetrics, renderState } from "../src/agent/metrics.js";
 import { keyLookupCount } from "../src/checks/sops.js";
 import { exampleIdentity } from "../src/example/example-host.js";
 import { layoutHost, sopsStorePath, sopsYaml } from "../src/example/layout.js";
@@ -18,7 +19,7 @@ afterAll(() => {
 });
 
 /** 20 secrets from two sops files, the host a recipient of both. */
-function twoFileHost() {
+function twoFileHost(secrets = 20) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "sops-agent-caches-"));
   roots.push(root);
   const identity = exampleIdentity();
@@ -26,7 +27,7 @@ function twoFileHost() {
     system: {
       ageKeyFile: "/var/lib/sops-nix/key.txt",
       recipients: [identity.recipient],
-      secrets: Array.from({ length: 20 }, (_, i) => ({
+      secrets: Array.from({ length: secrets }, (_, i) => ({
         name: `svc/secret-${i}`,
         mode: "0400",
         sopsFile: `file-${i % 2}`,
@@ -121,5 +122,40 @@ describe("observations taken over from the last check", () => {
     expect(replaced?.facts.state === "present" && replaced.facts.ino).toBe(fs.statSync(real).ino);
     // And it equals what a check without the last state sees.
     expect(checkHost({ root: host.root, manifests: null, env: {} }).document).toEqual(check().document);
+  });
+});
+
+describe("the /metrics state blocks", () => {
+  it("render again only the blocks of a changed secret, and the text is what a full render gives", async () => {
+    const { host } = twoFileHost(1000);
+    const caches = { sopsCache: new SopsFileCache(), manifestCache: new ManifestCache() };
+    let previous: CheckState | null = null;
+    const metrics = new AgentMetrics("test", { processMetrics: false });
+    const publish = async () => {
+      const { run, state } = checkHostKeeping({
+        root: host.root,
+        manifests: null,
+        env: {},
+        ...caches,
+        previous,
+      });
+      previous = state;
+      await metrics.publish({ run, switches: new Map() });
+      return run;
+    };
+    await publish();
+    const full = metrics.blockRenders;
+    // 1,000 secrets (and the other scopes' few) in blocks of 256, three families.
+    expect(full).toBeGreaterThanOrEqual(12);
+
+    fs.chmodSync(host.real("/run/secrets.d/1/svc/secret-500"), 0o444);
+    const run = await publish();
+    expect(metrics.lastPublishUnchanged).toBe(false);
+    // Its sops_secret_ok block (now 0) and its sops_secret_modified_timestamp_seconds block; not its info.
+    expect(metrics.blockRenders - full).toBe(2);
+    const text = await metrics.render();
+    const fresh = renderState({ run, switches: new Map() }).toString("utf8");
+    expect(text.startsWith(fresh.slice(0, fresh.indexOf("# HELP sops_agent_check_success")))).toBe(true);
+    expect(text).toContain('sops_secret_ok{scope="system",kind="secret",name="svc/secret-500"} 0');
   });
 });

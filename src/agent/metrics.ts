@@ -6,9 +6,10 @@
 // The state text is byte-for-byte what prom-client would print for the same series (HELP/TYPE lines, label
 // escaping, number formatting, blank line between families, first-insertion order, last value wins).
 
-import { crc32, deflateRaw, deflateRawSync, constants as zlibConstants } from "node:zlib";
+import { crc32, createDeflateRaw, deflateRawSync, constants as zlibConstants } from "node:zlib";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { principalText, type ScopeName } from "../core/model.js";
+import { type DeclaredFile, principalText, type ScopeName } from "../core/model.js";
+import type { FileObservation } from "../core/observation.js";
 import { compareProblems, type Problem, SEVERITIES, type Severity } from "../core/problems.js";
 import type { CheckRun } from "../core/report.js";
 import { NODEJS, REVISION } from "../version.js";
@@ -26,8 +27,8 @@ export interface PublishedState {
   readonly switches: ReadonlyMap<ScopeName, GenerationSwitches>;
 }
 
-/** A /metrics body: the cached state part, then the live part. */
-export type MetricsBody = readonly [Buffer, string];
+/** A /metrics body: the cached state part (Buffers, most of them kept from earlier publishes), then the live part. */
+export type MetricsBody = readonly (Buffer | string)[];
 
 /**
  * The state part as raw deflate blocks that end on a sync flush (byte-aligned, not final), with its CRC-32:
@@ -42,7 +43,9 @@ interface DeflatedState {
 /** The stable state text, what it was rendered from and, once a scraper asked for gzip, its compression. */
 interface RenderedState {
   readonly key: StateKey | null;
-  readonly text: Buffer;
+  /** The text in parts, to be sent in order: the per-secret families in blocks kept across publishes. */
+  readonly parts: readonly Buffer[];
+  readonly size: number;
   deflated: Promise<DeflatedState> | null;
 }
 
@@ -54,7 +57,8 @@ const SCOPE_HOST = "host";
 export class AgentMetrics {
   readonly contentType: string;
   private readonly live = new Registry();
-  private state: RenderedState = { key: null, text: Buffer.alloc(0), deflated: null };
+  private state: RenderedState = { key: null, parts: [], size: 0, deflated: null };
+  private readonly blocks = new StateBlocks();
   private volatile = "";
   private deflations = 0;
   private renders = 0;
@@ -130,7 +134,10 @@ export class AgentMetrics {
     this.reused = prev !== null && sameStateKey(prev, key);
     if (!this.reused) {
       this.renders++;
-      this.state = { key, text: renderStable(published), deflated: null };
+      const parts = renderStable(published, this.blocks);
+      let size = 0;
+      for (const p of parts) size += p.length;
+      this.state = { key, parts, size, deflated: null };
     }
     this.volatile = renderVolatile(published.run);
   }
@@ -167,16 +174,19 @@ export class AgentMetrics {
     return this.deflations;
   }
 
-  /** The /metrics body as one string (tests, tools). */
-  async render(): Promise<string> {
-    const [state, live] = await this.body();
-    return state.toString("utf8") + live;
+  /** How many blocks of per-secret series were rendered (tests count them: only the changed ones). */
+  get blockRenders(): number {
+    return this.blocks.rendered;
   }
 
-  /** The /metrics body as parts to write in order: the cached state Buffer and a fresh live rendering. */
+  /** The /metrics body as one string (tests, tools). */
+  async render(): Promise<string> {
+    return (await this.body()).map((p) => (typeof p === "string" ? p : p.toString("utf8"))).join("");
+  }
+
+  /** The /metrics body as parts to write in order: the cached state Buffers and a fresh live rendering. */
   async body(): Promise<MetricsBody> {
-    const state = this.state.text;
-    return [state, this.volatile + (await this.live.metrics())];
+    return [...this.state.parts, this.volatile + (await this.live.metrics())];
   }
 
   /**
@@ -187,22 +197,32 @@ export class AgentMetrics {
     const state = this.state;
     if (state.deflated === null) {
       this.deflations++;
-      state.deflated = deflateState(state.text);
+      state.deflated = deflateState(state.parts);
     }
     const deflated = await state.deflated;
     const live = Buffer.from(this.volatile + (await this.live.metrics()), "utf8");
     const trailer = Buffer.alloc(8);
     trailer.writeUInt32LE(crc32(live, deflated.crc) >>> 0, 0);
-    trailer.writeUInt32LE((state.text.length + live.length) % 2 ** 32, 4);
+    trailer.writeUInt32LE((state.size + live.length) % 2 ** 32, 4);
     return [GZIP_HEADER, deflated.blocks, deflateRawSync(live), trailer];
   }
 }
 
-function deflateState(text: Buffer): Promise<DeflatedState> {
+function deflateState(parts: readonly Buffer[]): Promise<DeflatedState> {
   return new Promise((resolve, reject) => {
-    deflateRaw(text, { finishFlush: zlibConstants.Z_SYNC_FLUSH }, (err, blocks) => {
-      if (err !== null) reject(err);
-      else resolve({ blocks, crc: crc32(text) });
+    // One stream over the parts (no 3 MB copy of the text); the sync flush ends it byte-aligned, not final.
+    const z = createDeflateRaw();
+    const out: Buffer[] = [];
+    let crc = 0;
+    z.on("data", (chunk: Buffer) => out.push(chunk));
+    z.on("error", reject);
+    for (const p of parts) {
+      crc = crc32(p, crc);
+      z.write(p);
+    }
+    z.flush(zlibConstants.Z_SYNC_FLUSH, () => {
+      z.close();
+      resolve({ blocks: Buffer.concat(out), crc });
     });
   });
 }
@@ -247,32 +267,164 @@ class Family {
   }
 
   private header(out: TextSink): void {
-    out.add(`# HELP ${this.name} ${escapeString(this.help)}\n# TYPE ${this.name} ${this.type}`);
+    out.add(familyHeader(this.name, this.help, this.type));
   }
 }
 
-/** Collects small strings into one Buffer without ever building the whole text as one string. */
+/** `# HELP` and `# TYPE` of a family, as prom-client prints them. */
+function familyHeader(name: string, help: string, type: "gauge" | "counter"): string {
+  const n = escapeString(name);
+  return `# HELP ${n} ${escapeString(help)}\n# TYPE ${n} ${type}`;
+}
+
+/** Collects small strings and rendered blocks into Buffers, without ever building the whole text as one string. */
 class TextSink {
   private readonly chunks: Buffer[] = [];
   private pending = "";
-  private size = 0;
 
   add(s: string): void {
     this.pending += s;
     if (this.pending.length >= 1 << 16) this.flush();
   }
 
-  finish(): Buffer {
+  /** A Buffer rendered before, kept as its own part. */
+  addBuffer(b: Buffer): void {
     this.flush();
-    return this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.size);
+    this.chunks.push(b);
+  }
+
+  /** The parts, in order. */
+  parts(): Buffer[] {
+    this.flush();
+    return this.chunks;
+  }
+
+  finish(): Buffer {
+    const parts = this.parts();
+    return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
   }
 
   private flush(): void {
     if (this.pending === "") return;
-    const b = Buffer.from(this.pending, "utf8");
-    this.chunks.push(b);
-    this.size += b.length;
+    this.chunks.push(Buffer.from(this.pending, "utf8"));
     this.pending = "";
+  }
+}
+
+/** Series per block: a change to one secret renders its block again, not the 10,000 lines of its family. */
+const BLOCK = 256;
+
+interface Block {
+  readonly scope: string;
+  /** What each series was rendered from, by identity (the check hands out the same objects while unchanged). */
+  readonly keys: readonly unknown[];
+  readonly text: Buffer;
+}
+
+/**
+ * One family's series in blocks, matched by position with the last publish's. The check reuses its
+ * observation and status objects while nothing about them changed, so a block whose objects are all the
+ * same ones renders the same text.
+ */
+class SeriesBlocks {
+  private blocks: Block[] = [];
+  private next: Block[] = [];
+  private at = 0;
+  private readonly counter: { rendered: number };
+
+  constructor(counter: { rendered: number }) {
+    this.counter = counter;
+  }
+
+  begin(): void {
+    this.next = [];
+    this.at = 0;
+  }
+
+  end(): void {
+    this.blocks = this.next;
+    this.next = [];
+  }
+
+  /** Writes `items` of one scope, block by block, each line (with its leading newline) from `line`. */
+  write<T>(
+    out: TextSink,
+    scope: string,
+    items: readonly T[],
+    key: (item: T) => unknown,
+    line: (item: T) => string,
+  ): void {
+    for (let from = 0; from < items.length; from += BLOCK) {
+      const to = Math.min(items.length, from + BLOCK);
+      const old = this.blocks[this.at++];
+      let same = old !== undefined && old.scope === scope && old.keys.length === to - from;
+      for (let i = from; same && i < to; i++) same = old?.keys[i - from] === key(items[i] as T);
+      if (same && old !== undefined) {
+        this.next.push(old);
+        if (old.text.length > 0) out.addBuffer(old.text);
+        continue;
+      }
+      this.counter.rendered++;
+      const keys: unknown[] = [];
+      let text = "";
+      for (let i = from; i < to; i++) {
+        const item = items[i] as T;
+        keys.push(key(item));
+        text += line(item);
+      }
+      const block = { scope, keys, text: Buffer.from(text, "utf8") };
+      this.next.push(block);
+      if (block.text.length > 0) out.addBuffer(block.text);
+    }
+  }
+}
+
+/** The block caches of the three per-secret families. */
+class StateBlocks {
+  readonly counter = { rendered: 0 };
+  readonly ok = new SeriesBlocks(this.counter);
+  readonly info = new SeriesBlocks(this.counter);
+  readonly modified = new SeriesBlocks(this.counter);
+  /** Label prefixes by scope, the same strings from publish to publish. */
+  private readonly prefixes = new Map<string, Readonly<Record<"secret" | "template", string>>>();
+
+  get rendered(): number {
+    return this.counter.rendered;
+  }
+
+  private distinctKey: readonly unknown[] = [];
+  private distinctValue = { secrets: true, files: true };
+
+  /**
+   * Whether no two status entries, and no two observed files, share their labels: then each family is
+   * written series by series. Depends on the declarations only, so it is decided once per change of them.
+   */
+  distinct(run: CheckRun): { readonly secrets: boolean; readonly files: boolean } {
+    const key: unknown[] = [];
+    for (const o of run.observed)
+      key.push(o.declared.scope, o.declared.secrets, o.declared.templates, o.files.length);
+    key.push(run.document.secrets.length);
+    const known = this.distinctKey;
+    if (key.length === known.length && key.every((k, i) => k === known[i])) return this.distinctValue;
+    const okDistinct = new SecretKeys();
+    const filesDistinct = new SecretKeys();
+    this.distinctValue = {
+      secrets: run.document.secrets.every((s) => okDistinct.add(s.scope, s.kind, s.name)),
+      files: run.observed.every((o) =>
+        o.files.every((f) => filesDistinct.add(o.declared.scope, f.declared.kind, f.declared.name)),
+      ),
+    };
+    this.distinctKey = key;
+    return this.distinctValue;
+  }
+
+  prefixesOf(scope: string): Readonly<Record<"secret" | "template", string>> {
+    let p = this.prefixes.get(scope);
+    if (p === undefined) {
+      p = kindPrefixes(scope);
+      this.prefixes.set(scope, p);
+    }
+    return p;
   }
 }
 
@@ -306,76 +458,110 @@ function valueString(v: number): string {
 
 /** The state part of /metrics for a published run, exactly as prom-client printed it before. Pure. */
 export function renderState(published: PublishedState): Buffer {
-  return Buffer.concat([renderStable(published), Buffer.from(renderVolatile(published.run), "utf8")]);
+  return Buffer.concat([
+    ...renderStable(published, new StateBlocks()),
+    Buffer.from(renderVolatile(published.run), "utf8"),
+  ]);
 }
 
 /**
  * Everything but the last three families: what changes only when something on the host or in the
  * declarations changed. At 10,000 secrets it is ~3 MB, rendered (and compressed) only then (stateKey).
  */
-function renderStable({ run, switches }: PublishedState): Buffer {
+function renderStable({ run, switches }: PublishedState, blocks: StateBlocks): Buffer[] {
   const out = new TextSink();
   const doc = run.document;
   // The per-secret and per-problem families are written series by series, straight into the sink: a label
   // map of 10,000 keys cost ~45 MB of garbage per publish. When two series share labels (never for what
-  // sops-nix writes) they are merged in a map first, as prom-client would.
-  const okDistinct = new SecretKeys();
-  const okFamily = new Family(
-    "sops_secret_ok",
-    "1 when the declared secret or template has no critical problem, else 0.",
-    "gauge",
-    doc.secrets.every((s) => okDistinct.add(s.scope, s.kind, s.name)) ? out : null,
-  );
-  for (const s of doc.secrets)
-    okFamily.set(labelString("scope", s.scope, "kind", s.kind, "name", s.name), s.ok ? 1 : 0);
-  okFamily.write(out);
+  // sops-nix writes) they are merged in a map first, as prom-client would. The per-secret families are
+  // written in blocks kept from the last publish: a change to one secret renders one block of each.
+  const direct = blocks.distinct(run);
+  blocks.ok.begin();
+  blocks.info.begin();
+  blocks.modified.begin();
+  const okHelp = "1 when the declared secret or template has no critical problem, else 0.";
+  if (direct.secrets) {
+    out.add(familyHeader("sops_secret_ok", okHelp, "gauge"));
+    blocks.ok.write(
+      out,
+      "",
+      doc.secrets,
+      (s) => s,
+      (s) =>
+        `\nsops_secret_ok${labelString("scope", s.scope, "kind", s.kind, "name", s.name)} ${s.ok ? 1 : 0}`,
+    );
+  } else {
+    const okFamily = new Family("sops_secret_ok", okHelp, "gauge", null);
+    for (const s of doc.secrets)
+      okFamily.set(labelString("scope", s.scope, "kind", s.kind, "name", s.name), s.ok ? 1 : 0);
+    okFamily.write(out);
+  }
 
-  const filesDistinct = new SecretKeys();
-  const direct = run.observed.every((o) =>
-    o.files.every((f) => filesDistinct.add(o.declared.scope, f.declared.kind, f.declared.name)),
-  );
   out.add("\n\n");
-  const secretInfo = new Family(
-    "sops_secret_info",
-    "Declared secrets and templates: path, mode and owner as the manifest declares them.",
-    "gauge",
-    direct ? out : null,
-  );
-  for (const scope of run.observed) {
-    const prefixes = kindPrefixes(scope.declared.scope);
-    for (const f of scope.files) {
-      const d = f.declared;
-      const extra = labelString(
-        "path",
-        d.path,
-        "mode",
-        d.modeText,
-        "owner",
-        principalText(d.owner),
-        "group",
-        principalText(d.group),
+  const infoHelp = "Declared secrets and templates: path, mode and owner as the manifest declares them.";
+  const infoLabels = (prefixes: Readonly<Record<"secret" | "template", string>>, d: DeclaredFile) => {
+    const extra = labelString(
+      "path",
+      d.path,
+      "mode",
+      d.modeText,
+      "owner",
+      principalText(d.owner),
+      "group",
+      principalText(d.group),
+    );
+    return `${prefixes[d.kind]}${escapeLabelValue(d.name)}",${extra.slice(1)}`;
+  };
+  const modifiedHelp = "Modification time of the file in the current generation.";
+  const modifiedLabels = (prefixes: Readonly<Record<"secret" | "template", string>>, f: FileObservation) =>
+    `${prefixes[f.declared.kind]}${escapeLabelValue(f.declared.name)}"}`;
+  if (direct.files) {
+    out.add(familyHeader("sops_secret_info", infoHelp, "gauge"));
+    for (const scope of run.observed) {
+      const prefixes = blocks.prefixesOf(scope.declared.scope);
+      blocks.info.write(
+        out,
+        scope.declared.scope,
+        scope.files,
+        (f) => f.declared,
+        (f) => `\nsops_secret_info${infoLabels(prefixes, f.declared)} 1`,
       );
-      secretInfo.set(`${prefixes[d.kind]}${escapeLabelValue(d.name)}",${extra.slice(1)}`, 1);
     }
+    out.add("\n\n");
+    out.add(familyHeader("sops_secret_modified_timestamp_seconds", modifiedHelp, "gauge"));
+    for (const scope of run.observed) {
+      const prefixes = blocks.prefixesOf(scope.declared.scope);
+      blocks.modified.write(
+        out,
+        scope.declared.scope,
+        scope.files,
+        (f) => f,
+        (f) =>
+          f.facts.state === "present"
+            ? `\nsops_secret_modified_timestamp_seconds${modifiedLabels(prefixes, f)} ${valueString(f.facts.mtimeMs / 1000)}`
+            : "",
+      );
+    }
+  } else {
+    const secretInfo = new Family("sops_secret_info", infoHelp, "gauge", null);
+    for (const scope of run.observed) {
+      const prefixes = blocks.prefixesOf(scope.declared.scope);
+      for (const f of scope.files) secretInfo.set(infoLabels(prefixes, f.declared), 1);
+    }
+    secretInfo.write(out);
+    out.add("\n\n");
+    const secretModified = new Family("sops_secret_modified_timestamp_seconds", modifiedHelp, "gauge", null);
+    for (const scope of run.observed) {
+      const prefixes = blocks.prefixesOf(scope.declared.scope);
+      for (const f of scope.files)
+        if (f.facts.state === "present")
+          secretModified.set(modifiedLabels(prefixes, f), f.facts.mtimeMs / 1000);
+    }
+    secretModified.write(out);
   }
-  secretInfo.write(out);
-  out.add("\n\n");
-  const secretModified = new Family(
-    "sops_secret_modified_timestamp_seconds",
-    "Modification time of the file in the current generation.",
-    "gauge",
-    direct ? out : null,
-  );
-  for (const scope of run.observed) {
-    const prefixes = kindPrefixes(scope.declared.scope);
-    for (const f of scope.files)
-      if (f.facts.state === "present")
-        secretModified.set(
-          `${prefixes[f.declared.kind]}${escapeLabelValue(f.declared.name)}"}`,
-          f.facts.mtimeMs / 1000,
-        );
-  }
-  secretModified.write(out);
+  blocks.ok.end();
+  blocks.info.end();
+  blocks.modified.end();
 
   out.add("\n\n");
   // checkHost sorts problems by scope, severity, subject and code: exactly the labels, so equal series are
@@ -489,7 +675,7 @@ function renderStable({ run, switches }: PublishedState): Buffer {
     out.add("\n\n");
     f.write(out);
   }
-  return out.finish();
+  return out.parts();
 }
 
 /** The families that change with every check (durations, the time of the check): small, rendered per publish. */

@@ -239,25 +239,41 @@ function locateFiles(
 ): Map<number, number[]> | null {
   const out = new Map<number, number[]>();
   const wanted = new Set(changed);
+  const found = (i: number, j: number) => {
+    const list = out.get(i) ?? [];
+    list.push(j);
+    out.set(i, list);
+  };
+  // A file's real path is the root and its generation path: compared in place, no string per file (a
+  // change at 10,000 secrets). A match is confirmed the exact way, for a path with `..` or `//` in it.
+  const root = fs.root === "/" ? "" : fs.root;
   observed.forEach((scope, i) => {
-    if (wanted.size === 0) return;
-    const realDirs = new Map<string, string>();
     scope.files.forEach((f, j) => {
-      if (f.generationPath === null) return;
-      const slash = f.generationPath.lastIndexOf("/");
-      const dir = f.generationPath.slice(0, slash);
-      let real = realDirs.get(dir);
-      if (real === undefined) {
-        real = fs.real(dir);
-        realDirs.set(dir, real);
+      const p = f.generationPath;
+      if (p === null || wanted.size === 0) return;
+      for (const c of wanted) {
+        if (c.length !== root.length + p.length || !c.endsWith(p) || !c.startsWith(root)) continue;
+        if (realOf(fs, p) !== c) continue;
+        wanted.delete(c);
+        found(i, j);
+        return;
       }
-      if (!wanted.delete(`${real}${f.generationPath.slice(slash)}`)) return;
-      const list = out.get(i) ?? [];
-      list.push(j);
-      out.set(i, list);
+    });
+  });
+  if (wanted.size === 0) return out;
+  // What is left may still be a file whose path the root's own normalisation spells differently.
+  observed.forEach((scope, i) => {
+    scope.files.forEach((f, j) => {
+      if (f.generationPath !== null && wanted.delete(realOf(fs, f.generationPath))) found(i, j);
     });
   });
   return wanted.size === 0 ? out : null;
+}
+
+/** The real path the watcher reports for a file: its directory's real path and its name. */
+function realOf(fs: RootFs, generationPath: string): string {
+  const slash = generationPath.lastIndexOf("/");
+  return `${fs.real(generationPath.slice(0, slash))}${generationPath.slice(slash)}`;
 }
 
 /**
