@@ -156,21 +156,18 @@ function validPluginName(name: string): boolean {
 const CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 const GENERATOR = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3] as const;
 
-function polymod(values: readonly number[]): number {
-  let chk = 1;
-  for (const v of values) {
-    const top = chk >>> 25;
-    chk = (((chk & 0x1ffffff) << 5) ^ v) >>> 0;
-    for (let i = 0; i < 5; i++) if (((top >>> i) & 1) === 1) chk = (chk ^ (GENERATOR[i] ?? 0)) >>> 0;
-  }
-  return chk;
+/** One step of the BCH checksum (BIP-173 polymod) over a 5-bit value. */
+function polymodStep(chk: number, v: number): number {
+  const top = chk >>> 25;
+  let c = (((chk & 0x1ffffff) << 5) ^ v) >>> 0;
+  for (let i = 0; i < 5; i++) if (((top >>> i) & 1) === 1) c = (c ^ (GENERATOR[i] ?? 0)) >>> 0;
+  return c;
 }
 
-function hrpExpand(hrp: string): number[] {
-  const h = [...Buffer.from(hrp.toLowerCase(), "latin1")];
-  return [...h.map((c) => c >> 5), 0, ...h.map((c) => c & 31)];
-}
-
+/**
+ * Decoded with plain loops over the string, no arrays spread or copied: this runs once per key line in a
+ * one-shot `status`, where the cost of first-run code is what the user waits for.
+ */
 export function bech32Decode(s: string): { readonly hrp: string; readonly data: Uint8Array } | string {
   if (s.toLowerCase() !== s && s.toUpperCase() !== s) return "mixed case";
   const pos = s.lastIndexOf("1");
@@ -180,19 +177,31 @@ export function bech32Decode(s: string): { readonly hrp: string; readonly data: 
     const c = hrp.charCodeAt(i);
     if (c < 33 || c > 126) return "invalid character in the human-readable part";
   }
-  const words: number[] = [];
-  for (const c of s.slice(pos + 1).toLowerCase()) {
-    const d = CHARSET.indexOf(c);
+  const lower = s.toLowerCase();
+  const words = new Uint8Array(s.length - pos - 1);
+  for (let i = pos + 1; i < lower.length; i++) {
+    const d = CHARSET.indexOf(lower.charAt(i));
     if (d === -1) return "invalid character in the data part";
-    words.push(d);
+    words[i - pos - 1] = d;
   }
-  if (polymod([...hrpExpand(hrp), ...words]) !== 1) return "invalid checksum";
-  const data = convertBits(words.slice(0, -6));
+  // The checksum over the expanded hrp (high bits, a zero, low bits) and the data words.
+  let chk = 1;
+  for (let i = 0; i < pos; i++) chk = polymodStep(chk, lower.charCodeAt(i) >> 5);
+  chk = polymodStep(chk, 0);
+  for (let i = 0; i < pos; i++) chk = polymodStep(chk, lower.charCodeAt(i) & 31);
+  for (const w of words) chk = polymodStep(chk, w);
+  if (chk !== 1) {
+    words.fill(0);
+    return "invalid checksum";
+  }
+  const data = convertBits(words.subarray(0, words.length - 6));
+  words.fill(0);
   return typeof data === "string" ? data : { hrp, data };
 }
 
-function convertBits(words: readonly number[]): Uint8Array | string {
-  const out: number[] = [];
+function convertBits(words: Uint8Array): Uint8Array | string {
+  const out = new Uint8Array(Math.floor((words.length * 5) / 8));
+  let n = 0;
   let acc = 0;
   let bits = 0;
   for (const w of words) {
@@ -200,14 +209,14 @@ function convertBits(words: readonly number[]): Uint8Array | string {
     bits += 5;
     while (bits >= 8) {
       bits -= 8;
-      out.push((acc >> bits) & 0xff);
+      out[n++] = (acc >> bits) & 0xff;
     }
   }
-  if (bits >= 5) return "illegal zero padding";
-  if (((acc << (8 - bits)) & 0xff) !== 0) return "non-zero padding";
-  const bytes = Uint8Array.from(out);
-  out.fill(0);
-  return bytes;
+  if (bits >= 5 || ((acc << (8 - bits)) & 0xff) !== 0) {
+    out.fill(0);
+    return bits >= 5 ? "illegal zero padding" : "non-zero padding";
+  }
+  return out;
 }
 
 /**
