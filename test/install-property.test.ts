@@ -288,14 +288,19 @@ interface Expectation {
   readonly readers: readonly Reader[];
   /** Whether the link's parent directory was created by sops-install-secrets (through the umask). */
   readonly freshLinkParent: boolean;
-  readonly ownerInKeysOrRoot: boolean;
   /**
    * A template when every template name is nested: createParentDirs chowns only the directories of the
    * name (main.go:442-457), so `rendered` itself, made on the way by MkdirAll, stays root:root.
    */
   readonly renderedRootOwned: boolean;
-  readonly groupPasses: boolean;
+  /** Group-readable, its group neither root's nor keys, and every known member of it in keys. */
+  readonly groupMembersInKeys: boolean;
   readonly declaredPerm: number;
+}
+
+/** The services in a group (root, the only member of gid 0, passes anyway): by primary gid or member list. */
+function membersOf(c: HostCase, gid: number): string[] {
+  return SERVICES.filter((s) => uidOf(s) === gid || memberships(c, s).slice(1).includes(gid));
 }
 
 function memberships(c: HostCase, s: string): number[] {
@@ -322,7 +327,14 @@ function expectations(c: HostCase): Expectation[] {
       readers.push({ uid: uidOf(ownerSvc), gid: uidOf(ownerSvc), groups: memberships(c, ownerSvc) });
     // An account-less uid has no groups to speak of: the owner and "other" classes decide.
     if (f.owner.kind === "stranger") readers.push({ uid: STRANGER, gid: STRANGER, groups: [] });
-    if ((perm & 0o040) !== 0 && gid !== 0) readers.push({ uid: NOBODY_UID, gid, groups: [gid] });
+    // The group's members, each with its own groups; a group no account is in, a stand-in member.
+    if ((perm & 0o040) !== 0) {
+      const owned = readers[0]?.uid;
+      const members = membersOf(c, gid);
+      for (const s of members)
+        if (uidOf(s) !== owned) readers.push({ uid: uidOf(s), gid: uidOf(s), groups: memberships(c, s) });
+      if (members.length === 0 && gid !== 0) readers.push({ uid: NOBODY_UID, gid, groups: [gid] });
+    }
     const p = linkPath(f, kind === "template" ? 100 + i : i, null);
     out.push({
       scope: "system",
@@ -335,10 +347,13 @@ function expectations(c: HostCase): Expectation[] {
       link: p ?? null,
       readers,
       freshLinkParent: f.link === "etc" || f.link === "deep",
-      ownerInKeysOrRoot:
-        f.owner.kind === "default" || (ownerSvc !== null && memberships(c, ownerSvc).includes(KEYS_GID)),
       renderedRootOwned: kind === "template" && c.templates.every((t) => t.name.includes("/")),
-      groupPasses: (perm & 0o040) === 0 || gid === 0 || gid === KEYS_GID,
+      groupMembersInKeys:
+        (perm & 0o040) !== 0 &&
+        gid !== 0 &&
+        gid !== KEYS_GID &&
+        membersOf(c, gid).length > 0 &&
+        membersOf(c, gid).every((s) => memberships(c, s).includes(KEYS_GID)),
       declaredPerm: perm,
     });
   };
@@ -353,9 +368,8 @@ function expectations(c: HostCase): Expectation[] {
       link: null,
       readers: [],
       freshLinkParent: false,
-      ownerInKeysOrRoot: true,
       renderedRootOwned: false,
-      groupPasses: true,
+      groupMembersInKeys: false,
       declaredPerm: Number.parseInt(f.mode, 8) & 0o777,
     });
   (c.homeManager ?? []).forEach((f, i) => {
@@ -368,9 +382,8 @@ function expectations(c: HostCase): Expectation[] {
       link: p ?? null,
       readers: [{ uid: 1000, gid: 100, groups: [100] }],
       freshLinkParent: false,
-      ownerInKeysOrRoot: true,
       renderedRootOwned: false,
-      groupPasses: true,
+      groupMembersInKeys: false,
       declaredPerm: Number.parseInt(f.mode, 8) & 0o777,
     });
   });
@@ -435,6 +448,7 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
     if (process.getuid?.() !== 0)
       return ctx.skip("needs root to chown the tree as sops-install-secrets does");
     const seen = {
+      inKeysGroupReaders: 0,
       secondRun: 0,
       rootOwnedRendered: 0,
       cases: 0,
@@ -452,12 +466,16 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
         const refused = kernelRefuses(host, exps);
         const got = checkHost({ root: host.root, manifests: null, env: {} }).document.problems;
 
-        // The kernel's verdict, pinned to the issue's wording so the oracle itself cannot drift.
+        // The kernel's verdict, pinned to the issue's wording so the oracle itself cannot drift: under 022
+        // everyone reads; under 027 a system file is refused exactly when one of its readers is outside
+        // keys (or must pass a root:root directory); for-users files have no reader but root, and a
+        // home-manager user reads her own.
         for (const e of exps) {
-          if (c.umask === 0o022) expect(refused.has(e), `${key(e)} under 022`).toBe(false);
+          if (c.umask === 0o022 || e.scope !== "system")
+            expect(refused.has(e), `${key(e)} under ${c.umask.toString(8)}`).toBe(false);
           else if (!e.freshLinkParent)
             expect(refused.has(e), `${key(e)} under 027`).toBe(
-              e.renderedRootOwned ? e.readers.length > 0 : !(e.ownerInKeysOrRoot && e.groupPasses),
+              e.readers.some((r) => e.renderedRootOwned || !r.groups.includes(KEYS_GID)),
             );
         }
 
@@ -481,6 +499,12 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
 
         seen.cases++;
         if (c.activations === 2) seen.secondRun++;
+        // A group-readable file whose group members (beside the owner) are all in keys: a stand-in member
+        // with only that group would be refused, the real ones are not.
+        if (c.umask === 0o027)
+          seen.inKeysGroupReaders += exps.filter(
+            (e) => e.groupMembersInKeys && e.scope === "system" && !refused.has(e),
+          ).length;
         seen.rootOwnedRendered += exps.filter((e) => e.renderedRootOwned && refused.has(e)).length;
         if (c.umask === 0o022 && got.length === 0) seen.healthy022++;
         if (c.umask === 0o027) {
@@ -492,7 +516,7 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
         seen.nested += exps.filter((e) => e.subject.includes("/")).length;
         fs.rmSync(host.root, { recursive: true, force: true });
       }),
-      { numRuns: 32, seed: 20261130, endOnFailure: true },
+      { numRuns: 32, seed: 11, endOnFailure: true },
     );
     // The generated cases covered both verdicts of each kind, so the property compared something.
     expect(seen.cases).toBe(32);
@@ -503,6 +527,7 @@ describe("a host as sops-install-secrets lays it out (generated)", () => {
     expect(seen.links).toBeGreaterThan(0);
     expect(seen.nested).toBeGreaterThan(0);
     expect(seen.secondRun).toBeGreaterThan(0);
+    expect(seen.inKeysGroupReaders).toBeGreaterThan(0);
     expect(seen.rootOwnedRendered).toBeGreaterThan(0);
   });
 });

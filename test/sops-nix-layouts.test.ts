@@ -158,7 +158,7 @@ describe("the declared owner can read what sops-install-secrets wrote", () => {
       ["nginx/htpasswd", "critical", "/run/secrets.d/1"],
     ]);
     expect(found[0]?.message).toContain("umask clearing 0051");
-    expect(found[1]?.message).toContain("members of group nginx");
+    expect(found[1]?.message).toContain("nginx, a member of group nginx");
     // The root-only secret is fine, and nothing else is wrong with the files themselves.
     expect(critical(host).filter((c) => !c.includes("owner_cannot_read"))).toEqual([]);
   });
@@ -167,16 +167,51 @@ describe("the declared owner can read what sops-install-secrets wrote", () => {
     const locked = problems(services(0o027)).filter((p) => p.code === "owner_cannot_read");
     expect(locked.map((p) => p.subject)).toEqual(["api-token", "app.env", "nginx/htpasswd"]);
     const inKeys = services(0o027, [{ name: "keys", gid: 62, members: ["nginx"] }]);
-    // The template's group nginx is read by any member of nginx, who need not be in keys; the link's parent
+    // The template's group nginx has one member, nginx, now in keys: it passes. The link's parent
     // directories (this fresh tree had no /var/lib either) were MkdirAll'ed 0777 &^ 027 = 0750 root:root,
     // which keys does not open.
     expect(
       problems(inKeys)
         .filter((p) => p.severity === "critical")
         .map((p) => [p.subject, p.path]),
-    ).toEqual([
-      ["api-token", "/var/lib"],
-      ["app.env", "/run/secrets.d/1"],
+    ).toEqual([["api-token", "/var/lib"]]);
+  });
+
+  it("umask 027: a group's members are read with their own groups; a member outside keys is locked out", () => {
+    const web = (keysMembers: string[]) =>
+      systemHost({
+        groups: [
+          { name: "keys", gid: 62, members: keysMembers },
+          { name: "web", gid: 70, members: ["nginx", "alice"] },
+        ],
+        system: {
+          ...KEYED,
+          umask: 0o027,
+          secrets: [],
+          templates: [{ name: "site.env", mode: "0440", group: "web" }],
+        },
+      });
+    const locked = problems(web(["nginx"])).filter((p) => p.severity === "critical");
+    expect(locked.map((p) => [p.code, p.subject, p.path])).toEqual([
+      ["owner_cannot_read", "site.env", "/run/secrets.d/1"],
+    ]);
+    expect(locked[0]?.message).toContain("alice, a member of group web");
+    expect(problems(web(["nginx", "alice"]))).toEqual([]);
+    // A group no account is in is read by a stand-in member that has only that group.
+    const nobody = systemHost({
+      groups: [
+        { name: "keys", gid: 62, members: ["nginx"] },
+        { name: "empty", gid: 71 },
+      ],
+      system: {
+        ...KEYED,
+        umask: 0o027,
+        secrets: [],
+        templates: [{ name: "t", mode: "0440", group: "empty" }],
+      },
+    });
+    expect(problems(nobody).map((p) => [p.code, p.message.includes("members of group empty")])).toEqual([
+      ["owner_cannot_read", true],
     ]);
   });
 

@@ -20,28 +20,48 @@ const NO_UID = -1;
 
 interface Reader {
   readonly credentials: Credentials;
-  /** "the owner nginx", "members of group nginx": for the message. */
+  /** "the owner nginx", "alice, a member of group nginx": for the message. */
   readonly who: string;
+}
+
+/** The accounts' groups, as the checks of one run need them: built once per check. */
+interface Membership {
+  /** User name → the gids of the groups that list it (initgroups' supplementary groups). */
+  readonly supplementary: ReadonlyMap<string, readonly number[]>;
+  /** gid → the names of the users in it: by their passwd gid, then by the group's member list. */
+  readonly members: ReadonlyMap<number, readonly string[]>;
 }
 
 export const accessFamily: CheckFamily = {
   name: "access",
   run: (input) => {
-    const supplementary = supplementaryGroups(input.host.accounts);
-    return input.scopes.flatMap((s) => checkOwnerAccess(s, input.host.accounts, supplementary));
+    const membership = membershipOf(input.host.accounts);
+    return input.scopes.flatMap((s) => checkOwnerAccess(s, input.host.accounts, membership));
   },
 };
+
+function membershipOf(accounts: Accounts): Membership {
+  const members = new Map<number, string[]>();
+  const add = (gid: number, name: string) => {
+    const list = members.get(gid);
+    if (list === undefined) members.set(gid, [name]);
+    else if (!list.includes(name)) list.push(name);
+  };
+  for (const user of accounts.users.values()) add(user.gid, user.name);
+  for (const group of accounts.groups.values()) for (const name of group.members ?? []) add(group.id, name);
+  return { supplementary: supplementaryGroups(accounts), members };
+}
 
 export function checkOwnerAccess(
   observed: ObservedScope,
   accounts: Accounts,
-  supplementary: ReadonlyMap<string, readonly number[]>,
+  membership: Membership = membershipOf(accounts),
 ): Problem[] {
   const problems: Problem[] = [];
   for (const file of observed.files) {
     const f = file.facts;
     if (f.state !== "present" || f.type !== "file" || file.generationPath === null) continue;
-    for (const reader of readersOf(file.declared, observed.declared.userMode, accounts, supplementary)) {
+    for (const reader of readersOf(file.declared, observed.declared.userMode, accounts, membership)) {
       const blocked = firstRefusal(reader, file, fileMatchesDeclaration(file, accounts));
       if (blocked === null) continue;
       problems.push(cannotRead(observed, file, reader, blocked));
@@ -52,28 +72,32 @@ export function checkOwnerAccess(
 }
 
 /**
- * Who is meant to read the file: its owner, and the declared group when the declared mode lets the group
- * read. Root passes every check (CAP_DAC_OVERRIDE) and is left out; an unknown name is reported elsewhere.
- * No group reader for root's group (gid 0, sops-nix's default when no owner is set: modules/sops/default.nix
- * :121-135), whose member is root, nor in a user scope: a home-manager manifest declares no owner or group
- * (modules/home-manager/sops.nix), the files are the user's own, and her runtime directory is 0700 anyway.
+ * Who is meant to read the file: its owner, and, when the declared mode lets the group read, the group's
+ * members — each account in it (by passwd gid or the group's list) with its own groups, so a member that is
+ * also in keys passes as the kernel lets it. A group no known account is in (a DynamicUser's
+ * SupplementaryGroups, or databases read only in part) is read by a member that has only that group.
+ * Root passes every check (CAP_DAC_OVERRIDE) and is left out; an unknown name is reported elsewhere.
+ * No stand-in member for root's group (gid 0, sops-nix's default when no owner is set:
+ * modules/sops/default.nix:121-135), and no group reader in a user scope: a home-manager manifest declares
+ * no owner or group (modules/home-manager/sops.nix), the files are the user's own, her runtime dir 0700.
  */
-function readersOf(
-  d: DeclaredFile,
-  userMode: boolean,
-  accounts: Accounts,
-  supplementary: ReadonlyMap<string, readonly number[]>,
-): Reader[] {
+function readersOf(d: DeclaredFile, userMode: boolean, accounts: Accounts, m: Membership): Reader[] {
   const readers: Reader[] = [];
-  const owner = credentialsOf(accounts, d.owner, supplementary);
+  const owner = credentialsOf(accounts, d.owner, m.supplementary);
   if (owner !== null && owner.uid !== 0)
     readers.push({ credentials: owner, who: `the owner ${principalText(d.owner)}` });
   const gid = expectedId(d.group, accounts, "groups");
-  if ((d.mode & 0o040) !== 0 && gid !== null && gid !== 0 && !userMode)
-    readers.push({
-      credentials: { uid: NO_UID, gids: [gid] },
-      who: `members of group ${principalText(d.group)}`,
-    });
+  if ((d.mode & 0o040) === 0 || gid === null || userMode) return readers;
+  const group = principalText(d.group);
+  const names = m.members.get(gid) ?? [];
+  for (const name of names) {
+    const member = credentialsOf(accounts, { kind: "name", name }, m.supplementary);
+    if (member === null || member.uid === 0 || member.uid === owner?.uid) continue;
+    readers.push({ credentials: member, who: `${name}, a member of group ${group}` });
+  }
+  const partial = accounts.partial?.users === true || accounts.partial?.groups === true;
+  if ((names.length === 0 || partial) && gid !== 0)
+    readers.push({ credentials: { uid: NO_UID, gids: [gid] }, who: `members of group ${group}` });
   return readers;
 }
 
