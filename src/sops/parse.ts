@@ -110,24 +110,36 @@ function checkBounds(text: string): void {
 }
 
 /**
- * Why a text is refused before any parser sees it, or null. The counts are taken with native searches, one
- * call per counted character: a loop over every character in JavaScript cost ~20 ms over a 10k-secret
- * host's sops files in a cold `status`, more than parsing them. The exact nesting scan runs only when there
- * are enough brackets or line-head dashes to exceed the bound at all. `boundsRefusalExact` is the
+ * Why a text is refused before any parser sees it, or null. A loop over every character in JavaScript cost
+ * ~20 ms over a 10k-secret host's sops files in a cold `status`, more than parsing them; so does one native
+ * search per comma. Here the structure is counted only for a text long enough to exceed its bound, and the
+ * openers and line-head dashes (capped just past the nesting bound) decide whether the exact nesting scan
+ * is needed at all. `boundsRefusalExact` is the
  * specification; a property test holds the two to the same answers.
  */
 export function boundsRefusal(text: string): string | null {
   // UTF-16 length is at most the UTF-8 length, so this is a sound lower bound of the file size.
   if (text.length > MAX_INPUT_BYTES) return `file is larger than ${MAX_INPUT_BYTES} bytes`;
   if (text.includes("\u0000")) return "file contains NUL bytes: binary data, not a sops text file";
-  const cap = MAX_STRUCTURE + 1;
-  const openers = occurrences(text, "[", cap) + occurrences(text, "{", cap);
-  // \n , [ {  — the tokens that make the yaml package slow; brackets also bound flow nesting.
-  const structure = occurrences(text, "\n", cap) + occurrences(text, ",", cap) + openers;
-  if (structure > MAX_STRUCTURE) return `file has more than ${MAX_STRUCTURE} lines and separators`;
+  // Each counted token is one character, so a text no longer than the bound cannot exceed it: real sops
+  // files (kilobytes) skip the count.
+  if (text.length > MAX_STRUCTURE) {
+    const cap = MAX_STRUCTURE + 1;
+    // \n , [ {  — the tokens that make the yaml package slow; brackets also bound flow nesting.
+    const structure =
+      occurrences(text, "\n", cap) +
+      occurrences(text, ",", cap) +
+      occurrences(text, "[", cap) +
+      occurrences(text, "{", cap);
+    if (structure > MAX_STRUCTURE) return `file has more than ${MAX_STRUCTURE} lines and separators`;
+  }
   // Nesting deeper than the bound needs more openers, or more `- ` / `-\t` pairs, than the bound.
   const limit = MAX_DEPTH * 4;
-  if (openers <= limit && occurrences(text, "- ", limit + 1) + occurrences(text, "-\t", limit + 1) <= limit)
+  const over = limit + 1;
+  if (
+    occurrences(text, "[", over) + occurrences(text, "{", over) <= limit &&
+    occurrences(text, "- ", over) + occurrences(text, "-\t", over) <= limit
+  )
     return null;
   return boundsRefusalExact(text);
 }
