@@ -96,6 +96,9 @@ async function agentWithSocket(root: string, socket: string): Promise<() => Prom
 
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+/** Whether a ratio meets its goal (at most `goal` times the baseline), as the table's last column. */
+const met = (a: number, b: number, goal: number) =>
+  a / b <= goal ? "yes" : `no (${(a / b / goal).toFixed(2)}x over)`;
 
 export async function benchStartup(): Promise<string> {
   const node = [process.execPath, "-e", "0"];
@@ -104,10 +107,10 @@ export async function benchStartup(): Promise<string> {
   const v = timeProcesses({ node, version: [process.execPath, CLI, "--version"] }, 30);
   const nodeMin = v.node?.minMs ?? Number.NaN;
   lines.push(
-    "| measure | figure | CPU per run | ratio | goal |",
-    "|---|---:|---:|---:|---|",
-    `| \`node -e 0\` | ${ms(nodeMin)} | ${ms(v.node?.cpuMs ?? 0)} | | |`,
-    `| \`--version\` | ${ms(v.version?.minMs ?? 0)} | ${ms(v.version?.cpuMs ?? 0)} | ${ratio(v.version?.minMs ?? 0, nodeMin)} of \`node -e 0\` | ≤ 1.3x |`,
+    "| measure | figure | CPU per run | ratio | goal | met? |",
+    "|---|---:|---:|---:|---|---|",
+    `| \`node -e 0\` | ${ms(nodeMin)} | ${ms(v.node?.cpuMs ?? 0)} | | | |`,
+    `| \`--version\` | ${ms(v.version?.minMs ?? 0)} | ${ms(v.version?.cpuMs ?? 0)} | ${ratio(v.version?.minMs ?? 0, nodeMin)} of \`node -e 0\` | ≤ 1.3x | ${met(v.version?.minMs ?? 0, nodeMin, 1.3)} |`,
   );
 
   const small = realisticHost(1_000);
@@ -117,7 +120,7 @@ export async function benchStartup(): Promise<string> {
       15,
     );
     lines.push(
-      `| \`status\` at 1,000 secrets, total | ${ms(s.status?.minMs ?? 0)} | ${ms(s.status?.cpuMs ?? 0)} | ${ratio(s.status?.minMs ?? 0, s.node?.minMs ?? 1)} of \`node -e 0\` (${ms(s.node?.minMs ?? 0)} in this block) | ≤ 2x |`,
+      `| \`status\` at 1,000 secrets, total | ${ms(s.status?.minMs ?? 0)} | ${ms(s.status?.cpuMs ?? 0)} | ${ratio(s.status?.minMs ?? 0, s.node?.minMs ?? 1)} of \`node -e 0\` (${ms(s.node?.minMs ?? 0)} in this block) | ≤ 2x | ${met(s.status?.minMs ?? 0, s.node?.minMs ?? 1, 2)} |`,
     );
   } finally {
     fs.rmSync(small.root, { recursive: true, force: true });
@@ -142,9 +145,9 @@ export async function benchStartup(): Promise<string> {
       const cold = (s.cold?.minMs ?? 0) - n;
       const agent = (s.agent?.minMs ?? 0) - n;
       lines.push(
-        `| \`find -printf '%m %U %G %p'\` over the 10,000 secrets | ${ms(find)} | ${ms(s.find?.cpuMs ?? 0)} | | |`,
-        `| \`status\` at 10,000, cold: work (total ${ms(s.cold?.minMs ?? 0)} − node ${ms(n)}) | ${ms(cold)} | ${ms(s.cold?.cpuMs ?? 0)} | ${ratio(cold, find)} of find | ≤ 5x |`,
-        `| \`status\` at 10,000, answered by the agent: work (total ${ms(s.agent?.minMs ?? 0)} − node) | ${ms(agent)} | ${ms(s.agent?.cpuMs ?? 0)} | ${ratio(agent, find)} of find | ≤ 1.5x |`,
+        `| \`find -printf '%m %U %G %p'\` over the 10,000 secrets | ${ms(find)} | ${ms(s.find?.cpuMs ?? 0)} | | | |`,
+        `| \`status\` at 10,000, cold: work (total ${ms(s.cold?.minMs ?? 0)} − node ${ms(n)}) | ${ms(cold)} | ${ms(s.cold?.cpuMs ?? 0)} | ${ratio(cold, find)} of find | ≤ 5x | ${met(cold, find, 5)} |`,
+        `| \`status\` at 10,000, answered by the agent: work (total ${ms(s.agent?.minMs ?? 0)} − node) | ${ms(agent)} | ${ms(s.agent?.cpuMs ?? 0)} | ${ratio(agent, find)} of find | ≤ 1.5x | ${met(agent, find, 1.5)} |`,
       );
     } finally {
       await stop();
