@@ -143,7 +143,8 @@ const POLLING_ERRORS = new Set(["ENOSPC", "EMFILE", "ENFILE", "ENOSYS", "EOPNOTS
 
 export interface WatcherOptions {
   /**
-   * Called `debounceMs` after the first relevant event, once for every event until then, with the real
+   * Called shortly after the first relevant event (after SETTLE_MS when nothing was reported for
+   * `debounceMs`, else `debounceMs` after the last report), once for every event until then, with the real
    * paths of the entries the events named; null when one named none (polling, a directory's own event)
    * or there were many: then anything may have changed.
    */
@@ -156,6 +157,9 @@ export interface WatcherOptions {
   readonly usePolling?: boolean;
   readonly pollingIntervalMs?: number;
 }
+
+/** How long a change after a quiet interval waits for the events that come with it. */
+const SETTLE_MS = 10;
 
 /** Beyond this many entries in one interval, a full check is as cheap as following them one by one. */
 const MAX_NAMED_CHANGES = 64;
@@ -313,16 +317,26 @@ export class SecretsWatcher {
     this.schedule();
   }
 
-  /** One change per `debounceMs` at most: later events inside the interval join the pending one. */
+  /**
+   * One change per `debounceMs` at most, counted from the last one: later events inside the interval join
+   * the pending one. A change after a quiet interval is reported after SETTLE_MS only (issue 11.5: the
+   * debounce was most of the change-to-metric latency), enough for the events of one rename or write to
+   * arrive together.
+   */
   private schedule(): void {
     if (this.timer !== null || this.closed) return;
+    const debounce = this.opts.debounceMs ?? 50;
+    const delay = Math.max(Math.min(debounce, SETTLE_MS), this.lastFired + debounce - performance.now());
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.lastFired = performance.now();
       const changed = this.changed;
       this.changed = new Set();
       if (!this.closed) this.opts.onChange(changed);
-    }, this.opts.debounceMs ?? 50);
+    }, delay);
   }
+
+  private lastFired = Number.NEGATIVE_INFINITY;
 
   private onError(err: unknown): void {
     const code = typeof err === "object" && err !== null && "code" in err ? String(err.code) : "";
