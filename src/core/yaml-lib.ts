@@ -1,5 +1,5 @@
-// The `yaml` package, loaded on first need. Loading it costs ~20 ms (its 72 CommonJS modules), more than
-// a whole `status` run checks at 1k secrets: sops files take the fast path (sops/yaml-fast.ts) and most
+// The `yaml` package, loaded on first need. Loading it costs ~20 ms (its 72 CommonJS modules), a tenth
+// of a whole `status` run at 1k secrets: sops files take the fast path (sops/yaml-fast.ts) and most
 // hosts have no agent config file, so a `status` run usually never needs it. `require`, not `import()`,
 // keeps its callers synchronous.
 
