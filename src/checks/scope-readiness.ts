@@ -28,7 +28,11 @@ export function scopeReadiness(declared: DeclaredScope, sops: SopsObservation): 
   const keyring = sops.keyrings.get(declared.scope) ?? EMPTY_KEYRING;
   const files = new Map<string, Readiness>();
   const seen = new Set<string>();
+  let last: string | null = null;
   for (const secret of declared.secrets) {
+    // Neighbours usually share a file: no set lookup for the run of them.
+    if (secret.sopsFile === last) continue;
+    last = secret.sopsFile;
     if (seen.has(secret.sopsFile)) continue;
     seen.add(secret.sopsFile);
     const view = viewFor(sops.files.get(secret.sopsFile), secret.format);

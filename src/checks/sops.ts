@@ -23,9 +23,17 @@ function run(input: CheckInput): Problem[] {
     const verdicts = new Map<string, RecipientVerdict | null>();
     const memo = keyMemoOf(declared);
     const secrets = declared.secrets;
+    // A directory's secrets usually come from one file: its view is looked up once for the run of them.
+    let last: { readonly file: string; readonly format: string; readonly view: SopsFileView } | null = null;
     for (let i = 0; i < secrets.length; i++) {
       const secret = secrets[i] as DeclaredSecret;
-      const view = viewFor(input.sops.files.get(secret.sopsFile), secret.format);
+      if (last === null || last.file !== secret.sopsFile || last.format !== secret.format)
+        last = {
+          file: secret.sopsFile,
+          format: secret.format,
+          view: viewFor(input.sops.files.get(secret.sopsFile), secret.format),
+        };
+      const view = last.view;
       for (const p of checkSecret(declared, secret, view, ready, verdicts, memo, i)) problems.push(p);
     }
   }
