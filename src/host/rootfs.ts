@@ -163,7 +163,8 @@ export class RootFs {
       }
       if (this.as !== null && !(dir?.state === "present" && permits(this.as, dir, SEARCH)))
         return { state: "inaccessible", path: current, errno: "EACCES" };
-      const next = path.posix.join(current, part);
+      // `current` is normalised and `part` one plain name (no "", ".", ".." or "/"): a join is a concatenation.
+      const next = current === "/" ? `/${part}` : `${current}/${part}`;
       // `current` is resolved already: look at the entry itself, never through a parent link.
       const seen = this.lstatReal(this.real(next));
       if (seen.state === "absent") return { state: "absent", path: next };

@@ -128,7 +128,11 @@ function readersByFile(
   const out = new Map<string, RootFs[]>();
   for (const scope of scopes) {
     const view = viewOf(scope);
+    let last: string | null = null;
     for (const secret of scope.secrets) {
+      // Neighbours usually share a file (sops-nix lists secrets by name): one lookup for the run of them.
+      if (secret.sopsFile === last) continue;
+      last = secret.sopsFile;
       const readers = out.get(secret.sopsFile);
       if (readers === undefined) out.set(secret.sopsFile, [view]);
       else if (!readers.includes(view)) readers.push(view);
@@ -145,10 +149,18 @@ function canRead(view: RootFs, path: string): boolean {
   return resolved.state === "resolved" && (view.as === null || permits(view.as, resolved.facts, READ, false));
 }
 
+interface SopsFileRef {
+  readonly file: string;
+  readonly format: SecretFormat;
+}
+
 function formatsByFile(scopes: readonly DeclaredScope[]): Map<string, Set<SecretFormat>> {
   const out = new Map<string, Set<SecretFormat>>();
   for (const scope of scopes) {
+    let last: SopsFileRef | null = null;
     for (const secret of scope.secrets) {
+      if (last !== null && secret.sopsFile === last.file && secret.format === last.format) continue;
+      last = { file: secret.sopsFile, format: secret.format };
       let formats = out.get(secret.sopsFile);
       if (formats === undefined) {
         formats = new Set();
@@ -171,7 +183,10 @@ export function sopsFileSummaries(
   const out: SopsFileSummary[] = [];
   for (const scope of scopes) {
     const done = new Set<string>();
+    let last: string | null = null;
     for (const secret of scope.secrets) {
+      if (secret.sopsFile === last) continue;
+      last = secret.sopsFile;
       if (done.has(secret.sopsFile)) continue;
       done.add(secret.sopsFile);
       const view = viewFor(observation.files.get(secret.sopsFile), secret.format);
