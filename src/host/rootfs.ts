@@ -66,9 +66,13 @@ export class RootFs {
       !isDotName(name, last.sub.length + 1)
     ) {
       const dir = last.dir;
-      return typeof dir === "string"
-        ? this.lstatReal(dir + name.slice(last.sub.length), undefined, before)
-        : dir;
+      if (typeof dir !== "string") return dir;
+      // No link on the way: the real path is the directory's and the name, one concatenation.
+      return this.lstatReal(
+        last.prefix === null ? dir + name.slice(last.sub.length) : last.prefix + name,
+        undefined,
+        before,
+      );
     }
     if (isPlainName(name)) return this.lstatReal(`${realDir}/${name}`, undefined, before);
     const slash = name.lastIndexOf("/");
@@ -78,7 +82,8 @@ export class RootFs {
       return this.lstat(`${hostDir}/${name}`, undefined, before);
     // A name like nginx/htpasswd: its sub-directory is resolved once per check, then one join per secret.
     const dir = this.realDirOf(`${hostDir}/${sub}`);
-    this.lastSub = { hostDir, sub, dir };
+    const prefix = `${realDir}/`;
+    this.lastSub = { hostDir, sub, dir, prefix: dir === `${prefix}${sub}` ? prefix : null };
     return typeof dir === "string" ? this.lstatReal(`${dir}/${base}`, undefined, before) : dir;
   }
 
@@ -86,6 +91,8 @@ export class RootFs {
     readonly hostDir: string;
     readonly sub: string;
     readonly dir: string | PathFacts;
+    /** `<realDir>/` when `dir` is `<realDir>/<sub>` (no link on the way). */
+    readonly prefix: string | null;
   } | null = null;
 
   /** The real path of a host directory resolved inside the root (remembered), or why it cannot be used. */
