@@ -132,6 +132,7 @@ export class RootFs {
    */
   private lstatReal(real: string, stamp?: ChangeStamp, before?: PathFacts): PathFacts {
     let st: fs.Stats | undefined;
+    lstatCalls++;
     try {
       st = fs.lstatSync(real, NO_THROW);
     } catch (err) {
@@ -148,6 +149,22 @@ export class RootFs {
       return errnoFacts(err);
     }
   }
+
+  /**
+   * A component of a walk: directories are looked at once per RootFs (a snapshot reader, like
+   * `resolvedDirs`), so the ~100 secret directories, sops files and generation listings of a check do not
+   * lstat `/run`, `/run/secrets.d` and `/nix/store` again for each path. Anything else (a file, a symlink
+   * whose target is read, an error) is looked at afresh every time.
+   */
+  private walkedDir(hostPath: string): PathFacts {
+    const known = this.walkedDirs.get(hostPath);
+    if (known !== undefined) return known;
+    const seen = this.lstatReal(this.real(hostPath));
+    if (seen.state === "present" && seen.type === "directory") this.walkedDirs.set(hostPath, seen);
+    return seen;
+  }
+
+  private readonly walkedDirs = new Map<string, PathFacts>();
 
   /**
    * Follows every symlink of a host path inside the root, as the kernel would if the root were `/`.
@@ -173,7 +190,7 @@ export class RootFs {
       // `current` is normalised and `part` one plain name (no "", ".", ".." or "/"): a join is a concatenation.
       const next = current === "/" ? `/${part}` : `${current}/${part}`;
       // `current` is resolved already: look at the entry itself, never through a parent link.
-      const seen = this.lstatReal(this.real(next));
+      const seen = this.walkedDir(next);
       if (seen.state === "absent") return { state: "absent", path: next };
       if (seen.state === "inaccessible") return { state: "inaccessible", path: next, errno: seen.errno };
       if (seen.type === "symlink" && seen.linkTarget !== undefined) {
@@ -349,6 +366,13 @@ export class RootFs {
 }
 
 const NO_THROW = { throwIfNoEntry: false } as const;
+
+let lstatCalls = 0;
+
+/** lstat calls made by all RootFs readers so far: tests count work with it, never time it. */
+export function lstatCount(): number {
+  return lstatCalls;
+}
 
 /**
  * Filled in by an lstat that finds the path: its inode change time, which no one can set back (unlike the
