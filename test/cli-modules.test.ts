@@ -25,7 +25,7 @@ beforeAll(() => {
 afterAll(cleanupRoots);
 
 /** The program's own modules (relative to dist) and the npm packages it resolved, for one command. */
-function loaded(args: string[]): { own: string[]; packages: string[] } {
+function loaded(args: string[]): { own: string[]; packages: string[]; builtins: string[] } {
   const log = logFile(args);
   try {
     execFileSync(process.execPath, ["--import", HOOK, CLI, ...args], { env: envFor(log), stdio: "ignore" });
@@ -36,7 +36,9 @@ function loaded(args: string[]): { own: string[]; packages: string[] } {
 }
 
 /** As `loaded`, leaving this process' event loop free (to answer as the agent's socket). */
-async function loadedAsync(args: string[]): Promise<{ own: string[]; packages: string[]; stderr: string }> {
+async function loadedAsync(
+  args: string[],
+): Promise<{ own: string[]; packages: string[]; builtins: string[]; stderr: string }> {
   const log = logFile(args);
   const { stderr } = await promisify(execFile)(process.execPath, ["--import", HOOK, CLI, ...args], {
     env: envFor(log),
@@ -52,11 +54,10 @@ function envFor(log: string): NodeJS.ProcessEnv {
   return { PATH: process.env.PATH ?? "", HOME: "/nonexistent", SOPS_AGENT_MODULE_LOG: log };
 }
 
-function modulesIn(log: string): { own: string[]; packages: string[] } {
-  const urls = fs
-    .readFileSync(log, "utf8")
-    .split("\n")
-    .filter((u) => u.startsWith("file://"));
+function modulesIn(log: string): { own: string[]; packages: string[]; builtins: string[] } {
+  const lines = fs.readFileSync(log, "utf8").split("\n");
+  const urls = lines.filter((u) => u.startsWith("file://"));
+  const builtins = lines.filter((l) => l.startsWith("builtin:")).map((l) => l.slice("builtin:".length));
   const files = [...new Set(urls.map((u) => fileURLToPath(u)))];
   const own = files
     .filter((f) => f.startsWith(`${DIST}/`))
@@ -70,7 +71,7 @@ function modulesIn(log: string): { own: string[]; packages: string[] } {
       }),
     ),
   ].sort();
-  return { own, packages };
+  return { own, packages, builtins };
 }
 
 describe("modules loaded per command", () => {
@@ -102,6 +103,16 @@ describe("modules loaded per command", () => {
     expect(own).toContain("host/file-hash.js");
     for (const m of ["host/preflight.js", "core/declaration-diff.js", "core/boot-mounts.js"])
       expect(own).not.toContain(m);
+  });
+
+  it("status under --root runs no command, so it does not load node:child_process", () => {
+    const host = healthyHost();
+    const { own, builtins } = loaded(["status", "--root", host.root]);
+    expect(own).toContain("host/check-host.js");
+    // The recorder sees builtins: the check reads files, so node:fs is there.
+    expect(builtins).toContain("fs");
+    expect(builtins).not.toContain("child_process");
+    expect(builtins).not.toContain("net");
   });
 
   it("status answered by the agent loads nothing of the checking code", async () => {

@@ -1,7 +1,6 @@
 // One full check of a host: discover, parse, observe, check. The imperative shell around the pure core;
 // synchronous and never throwing for anything it reads, so the agent and `status` share it.
 
-import { execFileSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { runFamilies } from "../checks/engine.js";
 import { CHECK_FAMILIES } from "../checks/registry.js";
@@ -26,6 +25,7 @@ import type { UsageObservation } from "../core/usage.js";
 import type { SopsObservation } from "../sops/model.js";
 import { SopsFileCache, sopsFileSummaries } from "../sops/reader.js";
 import { readAccounts, withDarwinAccounts } from "./accounts.js";
+import { childProcess } from "./child-process.js";
 import { type DirectoryService, liveDirectoryService } from "./directory-service.js";
 import { discoverManifests, explicitManifestRefs } from "./discovery.js";
 import {
@@ -408,7 +408,8 @@ function darwinUserTempDir(fs: RootFs): string | null {
   if (process.platform !== "darwin" || fs.root !== "/") return null;
   try {
     return (
-      execFileSync("getconf", ["DARWIN_USER_TEMP_DIR"], { encoding: "utf8", timeout: 2000 })
+      childProcess()
+        .execFileSync("getconf", ["DARWIN_USER_TEMP_DIR"], { encoding: "utf8", timeout: 2000 })
         .trim()
         .replace(/\/$/, "") || null
     );

@@ -4,7 +4,7 @@
 // the agent asks the same resolver through `id` and `dscl`, bounded by a timeout. Where it cannot ask (under
 // --root, on another OS), a name absent from /etc/passwd is unverifiable, never "unknown".
 
-import { spawnSync } from "node:child_process";
+import { childProcess } from "./child-process.js";
 
 /** Runs a command with a timeout; status null when it did not finish (killed, not found). */
 export type Runner = (
@@ -14,7 +14,7 @@ export type Runner = (
 ) => { readonly status: number | null; readonly stdout: string; readonly stderr: string };
 
 export const execRunner: Runner = (command, args, timeoutMs) => {
-  const r = spawnSync(command, [...args], {
+  const r = childProcess().spawnSync(command, [...args], {
     encoding: "utf8",
     timeout: timeoutMs,
     stdio: ["ignore", "pipe", "pipe"],

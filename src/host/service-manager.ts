@@ -2,8 +2,8 @@
 // `launchctl print`, each bounded by a timeout and asked once per check. Only on the live host: under --root
 // the units of the image are not running.
 
-import { execFileSync } from "node:child_process";
 import type { Manager, UnitState } from "../core/usage.js";
+import { childProcess } from "./child-process.js";
 
 export interface ServiceManager {
   /** States of the given units of one manager; units it does not answer for are absent. */
@@ -25,7 +25,7 @@ const MAX_LOG_LINE = 300;
 
 export const execRunner: Runner = (command, args) => {
   try {
-    return execFileSync(command, [...args], {
+    return childProcess().execFileSync(command, [...args], {
       encoding: "utf8",
       timeout: TIMEOUT_MS,
       maxBuffer: MAX_OUTPUT,
