@@ -412,13 +412,24 @@ function sameDirectory(d: ListedDirectory, fs: RootFs): boolean {
 function listFiles(fs: RootFs, dir: string, scope: DeclaredScope, now: number, onRead: () => void): Listing {
   const dirs: ListedDirectory[] = [];
   let reusable = true;
-  const declared = new Set<string>();
+  // Declared names by their directory (relative, "" for the top): a listed name is looked up as it comes
+  // from readdir, without a path string per entry (10,000 at 10,000 secrets).
+  const declaredIn = new Map<string, Set<string>>();
+  const declare = (rel: string) => {
+    const slash = rel.lastIndexOf("/");
+    // "/" for a name with a leading slash: no listed directory is called that, as no listed path was `/x`.
+    const parent = slash === -1 ? "" : slash === 0 ? "/" : rel.slice(0, slash);
+    const names = declaredIn.get(parent);
+    if (names === undefined) declaredIn.set(parent, new Set([rel.slice(slash + 1)]));
+    else names.add(rel.slice(slash + 1));
+  };
+  for (const f of scope.secrets) declare(relativeInGeneration(f));
+  for (const f of scope.templates) declare(relativeInGeneration(f));
   const declaredDirs = new Set<string>();
-  for (const f of [...scope.secrets, ...scope.templates]) {
-    const rel = relativeInGeneration(f);
-    declared.add(rel);
-    for (let i = rel.indexOf("/"); i !== -1; i = rel.indexOf("/", i + 1)) declaredDirs.add(rel.slice(0, i));
-  }
+  for (const parent of declaredIn.keys())
+    for (let i = parent.indexOf("/"); i !== -1; i = parent.indexOf("/", i + 1))
+      declaredDirs.add(parent.slice(0, i));
+  for (const parent of declaredIn.keys()) if (parent !== "") declaredDirs.add(parent);
   const files: string[] = [];
   let listed = 0;
   const walk = (rel: string, depth: number): boolean => {
@@ -434,9 +445,10 @@ function listFiles(fs: RootFs, dir: string, scope: DeclaredScope, now: number, o
     const names = fs.readdir(at);
     listed += names.length;
     if (listed > MAX_LISTED) return false;
+    const declaredHere = declaredIn.get(rel);
     for (const name of names) {
+      if (declaredHere?.has(name) === true) continue;
       const child = rel === "" ? name : `${rel}/${name}`;
-      if (declared.has(child)) continue;
       const isDeclaredDir = declaredDirs.has(child);
       const facts = isDeclaredDir ? null : fs.lstat(`${dir}/${child}`);
       if (isDeclaredDir || (facts?.state === "present" && facts.type === "directory")) {
