@@ -36,6 +36,8 @@ export interface AuthCounts {
   readonly compareThreads: readonly number[];
   /** Compares waiting or running now. */
   readonly pending: number;
+  /** Worker threads started for compares: 0 until a request needs a compare. */
+  readonly workersStarted: number;
 }
 
 /** Addresses tracked for failed attempts before full buckets are forgotten. */
@@ -78,6 +80,7 @@ export class BasicAuth {
       aheadOfCompares: [...this.ahead],
       compareThreads: [...this.pool.threads],
       pending: this.pool.pending,
+      workersStarted: this.pool.workersStarted,
     };
   }
 

@@ -4,7 +4,8 @@
 // another client's first compare by at most one compare each, never by its whole backlog.
 
 import { createRequire } from "node:module";
-import { threadId, Worker } from "node:worker_threads";
+import type * as WorkerThreads from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 
 // Plain CommonJS run with `eval`, so the same code works from dist/ and under the test runner (which cannot
 // start a worker from a .ts file). bcryptjs' synchronous compare is fine here: this thread does nothing else.
@@ -47,6 +48,8 @@ export class ComparePool {
   completed = 0;
   /** Threads the compares ran on (never the main thread's). */
   readonly threads = new Set<number>();
+  /** Worker threads started so far: none until the first compare (an agent without basic auth never starts one). */
+  workersStarted = 0;
   private worker: Worker | null = null;
   private running: Job | null = null;
   private nextId = 1;
@@ -131,7 +134,11 @@ export class ComparePool {
 
   private ensureWorker(): Worker {
     if (this.worker !== null) return this.worker;
-    const bcryptjs = createRequire(import.meta.url).resolve("bcryptjs");
+    // node:worker_threads only with the first compare: an agent without basic auth never loads it (issue 11).
+    const require = createRequire(import.meta.url);
+    const { Worker, threadId } = require("node:worker_threads") as typeof WorkerThreads;
+    const bcryptjs = require.resolve("bcryptjs");
+    this.workersStarted++;
     const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bcryptjs } });
     worker.on("message", (m: { id: number; ok: boolean; threadId: number }) => {
       const job = this.running;

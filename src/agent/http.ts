@@ -3,7 +3,8 @@
 // web config so an operator's existing file works unchanged.
 
 import * as http from "node:http";
-import * as https from "node:https";
+import type * as Https from "node:https";
+import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { StatusDocument } from "../core/report.js";
@@ -42,11 +43,19 @@ export interface AgentServerOptions {
   readonly requestTimeoutMs?: number;
 }
 
+/**
+ * node:https (and the TLS stack under it) only for a server that serves TLS: a plain-HTTP agent does not load
+ * it, ~1 MiB resident (issue 11). A builtin loads synchronously through require.
+ */
+function httpsModule(): typeof Https {
+  return createRequire(import.meta.url)("node:https") as typeof Https;
+}
+
 const ROUTES = new Set(["/", "/metrics", "/healthz", "/readyz", "/status"]);
 const ALLOW = "GET, HEAD";
 
 export class AgentServer {
-  private server: http.Server | https.Server;
+  private server: http.Server | Https.Server;
   private web: WebConfig;
   private auth: BasicAuth;
   private bucket: { tokens: number; at: number } = { tokens: 0, at: 0 };
@@ -87,7 +96,7 @@ export class AgentServer {
    */
   setWebConfig(web: WebConfig): boolean {
     if (tlsNeedsNewServer(this.web.tls, web.tls)) return false;
-    if (web.tls !== null && this.server instanceof https.Server)
+    if (web.tls !== null && isHttps(this.server))
       this.server.setSecureContext(tlsOptions(web.tls, this.opts.webConfigFile ?? ""));
     this.web = web;
     this.auth.setUsers(web.basicAuthUsers);
@@ -110,7 +119,7 @@ export class AgentServer {
     ]);
   }
 
-  private create(): http.Server | https.Server {
+  private create(): http.Server | Https.Server {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((err: unknown) => {
         this.opts.logger.error({ event: "http_error", err: String(err) }, "request failed");
@@ -121,8 +130,8 @@ export class AgentServer {
     const server =
       this.web.tls === null
         ? http.createServer(handler)
-        : https.createServer(tlsOptions(this.web.tls, this.opts.webConfigFile ?? ""), handler);
-    if (server instanceof https.Server) {
+        : httpsModule().createServer(tlsOptions(this.web.tls, this.opts.webConfigFile ?? ""), handler);
+    if (isHttps(server)) {
       server.on("tlsClientError", answerPlainHttp);
       // Policies that Node's handshake cannot express (any certificate, verify if given, allowed SANs).
       server.on("secureConnection", (socket: TLSSocket) => {
@@ -275,4 +284,9 @@ ${links}
   </body>
 </html>
 `;
+}
+
+/** An https.Server is a tls.Server: it alone has setSecureContext (http.Server has none). */
+function isHttps(server: http.Server | Https.Server): server is Https.Server {
+  return "setSecureContext" in server;
 }

@@ -4,8 +4,9 @@
 
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import * as path from "node:path";
-import { createSecureContext } from "node:tls";
+import type * as Tls from "node:tls";
 import { parseDuration } from "../core/duration.js";
 import { errnoOf } from "../host/rootfs.js";
 import {
@@ -307,7 +308,8 @@ function checkTlsMaterial(
     }
   // Whatever else the server would refuse (a cipher or curve list this OpenSSL lacks).
   try {
-    createSecureContext(opts);
+    // node:tls only when TLS is configured: a plain-HTTP agent never loads it (issue 11).
+    (createRequire(import.meta.url)("node:tls") as typeof Tls).createSecureContext(opts);
   } catch (err) {
     throw fail(`the TLS settings cannot be used (${reason(err)})`);
   }
