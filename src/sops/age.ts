@@ -6,7 +6,7 @@
 
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { createRequire } from "node:module";
-import { base64Decode, bech32Decode, bech32Encode } from "./codec.js";
+import { base64, bech32 } from "@scure/base";
 
 /**
  * @noble/curves, only for the ed25519 → X25519 conversion of ssh keys (node:crypto has none), loaded on
@@ -34,7 +34,7 @@ export function ed25519PublicToAge(pub32: Uint8Array): string {
 
 export function x25519PublicToAge(u32: Uint8Array): string {
   if (u32.length !== 32) throw new Error("an X25519 public key has 32 bytes");
-  return bech32Encode(AGE_HRP, u32);
+  return bech32.encode(AGE_HRP, bech32.toWords(u32), false);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -80,7 +80,11 @@ function ed25519FromBlob(blob: Uint8Array): Uint8Array | string {
 }
 
 function decodeBase64(text: string): Uint8Array | null {
-  return base64Decode(text);
+  try {
+    return base64.decode(text);
+  } catch {
+    return null;
+  }
 }
 
 function fromEd25519(pub: Uint8Array | string): RecipientResult {
@@ -193,11 +197,9 @@ export function x25519RecipientOfScalar(scalar: Uint8Array): string {
 function x25519FromSecretLine(line: string): string | null {
   let scalar: Uint8Array | undefined;
   try {
-    const decoded = bech32Decode(line);
-    if (typeof decoded === "string") return null;
-    scalar = decoded.data;
-    // The hrp as written: a key line is all upper case (a mixed-case one is refused by the decoder).
-    if (decoded.hrp.toLowerCase() !== "age-secret-key-" || scalar.length !== 32) return null;
+    const decoded = bech32.decodeToBytes(line, false);
+    scalar = decoded.bytes;
+    if (decoded.prefix !== "age-secret-key-" || scalar.length !== 32) return null;
     return x25519RecipientOfScalar(scalar);
   } catch {
     return null;

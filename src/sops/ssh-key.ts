@@ -10,7 +10,7 @@
 //   becomes an identity that prompts for its passphrase.
 
 import { createPrivateKey, createPublicKey } from "node:crypto";
-import { base64Decode, base64Encode } from "./codec.js";
+import { base64 } from "@scure/base";
 
 export type SshKeyType = "ssh-ed25519" | "ssh-rsa" | "other";
 
@@ -56,8 +56,12 @@ export function inspectOpenSshHeader(prefix: string): SshPrivateKey {
 }
 
 function inspectOpenSsh(body: string): SshPrivateKey {
-  const bytes = base64Decode(body.replace(/\s+/g, ""));
-  if (bytes === null) return { state: "not-a-key", reason: "the OpenSSH private key is not valid base64" };
+  let bytes: Uint8Array;
+  try {
+    bytes = base64.decode(body.replace(/\s+/g, ""));
+  } catch {
+    return { state: "not-a-key", reason: "the OpenSSH private key is not valid base64" };
+  }
   try {
     const magic = Buffer.from("openssh-key-v1\0", "latin1");
     if (bytes.length < magic.length || !magic.every((b, i) => bytes[i] === b))
@@ -82,7 +86,7 @@ function inspectOpenSsh(body: string): SshPrivateKey {
       state: "key",
       keyType: keyTypeOf(type === null ? "" : Buffer.from(type).toString("latin1")),
       passphrase: Buffer.from(cipher).toString("latin1") !== "none",
-      publicKey: base64Encode(blob),
+      publicKey: base64.encode(blob),
     };
   } finally {
     bytes.fill(0);
@@ -102,7 +106,7 @@ function inspectPem(pem: string, label: string): SshPrivateKey {
     const jwk = createPublicKey(createPrivateKey(pem)).export({ format: "jwk" });
     if (jwk.kty === "OKP" && jwk.crv === "Ed25519" && typeof jwk.x === "string") {
       const blob = wire([str("ssh-ed25519"), str(Buffer.from(jwk.x, "base64url"))]);
-      return { state: "key", keyType: "ssh-ed25519", passphrase: false, publicKey: base64Encode(blob) };
+      return { state: "key", keyType: "ssh-ed25519", passphrase: false, publicKey: base64.encode(blob) };
     }
     if (jwk.kty === "RSA" && typeof jwk.n === "string" && typeof jwk.e === "string") {
       const blob = wire([
@@ -110,7 +114,7 @@ function inspectPem(pem: string, label: string): SshPrivateKey {
         str(mpint(Buffer.from(jwk.e, "base64url"))),
         str(mpint(Buffer.from(jwk.n, "base64url"))),
       ]);
-      return { state: "key", keyType: "ssh-rsa", passphrase: false, publicKey: base64Encode(blob) };
+      return { state: "key", keyType: "ssh-rsa", passphrase: false, publicKey: base64.encode(blob) };
     }
     return { state: "key", keyType: "other", passphrase: false, publicKey: null };
   } catch {
@@ -145,8 +149,12 @@ function keyTypeOf(name: string): SshKeyType {
 
 /** The 32-byte ed25519 key inside an `ssh-ed25519` public key blob (base64), or null. */
 export function ed25519KeyOfBlob(publicKey: string): Uint8Array | null {
-  const blob = base64Decode(publicKey);
-  if (blob === null) return null;
+  let blob: Uint8Array;
+  try {
+    blob = base64.decode(publicKey);
+  } catch {
+    return null;
+  }
   const r = new WireReader(blob);
   const type = r.string();
   const key = r.string();
