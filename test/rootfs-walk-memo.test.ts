@@ -90,3 +90,36 @@ describe("RootFs walks", () => {
     expect(shared.resolve("/d1/locked/f").state).toBe(as === null ? "resolved" : "inaccessible");
   });
 });
+
+describe("a walk that ends on `..`", () => {
+  // The facts of a resolved path are those of the path it names: `/d1/locked/..` is `/d1`, not `locked`.
+  // A reader acting for an account decides its read and search rights from them.
+  it("answers with the facts of the directory it ends in, as the kernel would", () => {
+    const root = tree();
+    const fsr = new RootFs(root);
+    const up = fsr.resolve("/d1/locked/..");
+    const d1 = fsr.resolve("/d1");
+    expect(up.state).toBe("resolved");
+    if (up.state !== "resolved" || d1.state !== "resolved") return;
+    expect(up.path).toBe("/d1");
+    expect(up.facts).toEqual(d1.facts);
+    const viaLink = fsr.resolve("/up");
+    const d2 = fsr.resolve("/d1/d2");
+    expect(viaLink.state === "resolved" && d2.state === "resolved" && viaLink.facts).toEqual(
+      d2.state === "resolved" ? d2.facts : null,
+    );
+    const top = fsr.resolve("/d1/..");
+    expect(top.state === "resolved" && top.path).toBe("/");
+    expect(top.state === "resolved" && top.facts.type).toBe("directory");
+  });
+
+  it("lists `d/..` for an account as the account may list the parent, not `d`", () => {
+    const root = tree();
+    // d1/open is the account's and open to it; d1 itself is root's and may not be read by others.
+    fs.chmodSync(path.join(root, "d1"), 0o711);
+    const as = { uid: 1000, gids: [1000] };
+    const fsr = new RootFs(root, as);
+    expect(fsr.readdir("/d1")).toEqual([]);
+    expect(fsr.readdir("/d1/open/..")).toEqual([]);
+  });
+});

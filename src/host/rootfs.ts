@@ -182,7 +182,15 @@ export class RootFs {
       const part = pending.shift() as string;
       if (part === "..") {
         current = path.posix.dirname(current);
-        if (this.as !== null) dir = current === "/" ? ROOT_DIR : this.lstatReal(this.real(current));
+        // The walk now stands in the parent: its facts are the parent's, both for the search bit of the next
+        // step and for the answer when the path ends here (`d/..` is listed as the parent is, not as `d`).
+        const parent = current === "/" ? null : this.walkedDir(current);
+        // (It was walked through on the way here; only a race can make it gone or closed now.)
+        if (parent?.state === "inaccessible")
+          return { state: "inaccessible", path: current, errno: parent.errno };
+        if (parent?.state === "absent") return { state: "absent", path: current };
+        facts = parent === null || parent.state !== "present" ? directoryFacts : parent;
+        if (this.as !== null) dir = parent ?? ROOT_DIR;
         continue;
       }
       if (this.as !== null && !(dir?.state === "present" && permits(this.as, dir, SEARCH)))
