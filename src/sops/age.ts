@@ -7,6 +7,7 @@
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { createRequire } from "node:module";
 import { base64, bech32 } from "@scure/base";
+import { SshWireReader } from "./ssh-wire.js";
 
 /**
  * @noble/curves, only for the ed25519 → X25519 conversion of ssh keys (node:crypto has none), loaded on
@@ -38,38 +39,13 @@ export function x25519PublicToAge(u32: Uint8Array): string {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// SSH wire format
-
-class Reader {
-  private offset = 0;
-  private readonly bytes: Uint8Array;
-
-  constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
-  }
-
-  u32(): number | null {
-    const b = this.bytes;
-    const o = this.offset;
-    if (o + 4 > b.length) return null;
-    this.offset += 4;
-    return (((b[o] ?? 0) << 24) | ((b[o + 1] ?? 0) << 16) | ((b[o + 2] ?? 0) << 8) | (b[o + 3] ?? 0)) >>> 0;
-  }
-
-  string(): Uint8Array | null {
-    const n = this.u32();
-    if (n === null || this.offset + n > this.bytes.length) return null;
-    const out = this.bytes.subarray(this.offset, this.offset + n);
-    this.offset += n;
-    return out;
-  }
-}
+// SSH keys (read with the shared wire reader, ssh-wire.ts)
 
 const decoder = new TextDecoder();
 
 /** The 32-byte key of an ssh-ed25519 public key blob (`string "ssh-ed25519", string key`). */
 function ed25519FromBlob(blob: Uint8Array): Uint8Array | string {
-  const r = new Reader(blob);
+  const r = new SshWireReader(blob);
   const type = r.string();
   if (type === null) return "truncated public key";
   const name = decoder.decode(type);
@@ -138,7 +114,7 @@ function publicBlobOf(bytes: Uint8Array): Uint8Array | string {
   const magic = new TextEncoder().encode(OPENSSH_MAGIC);
   if (bytes.length < magic.length || !magic.every((b, i) => bytes[i] === b))
     return "not an openssh-key-v1 key";
-  const r = new Reader(bytes.subarray(magic.length));
+  const r = new SshWireReader(bytes.subarray(magic.length));
   // ciphername, kdfname, kdfoptions: skipped; the public key does not depend on them.
   if (r.string() === null || r.string() === null || r.string() === null)
     return "truncated OpenSSH key header";

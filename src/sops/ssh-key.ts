@@ -11,6 +11,7 @@
 
 import { createPrivateKey, createPublicKey } from "node:crypto";
 import { base64 } from "@scure/base";
+import { SshWireReader } from "./ssh-wire.js";
 
 export type SshKeyType = "ssh-ed25519" | "ssh-rsa" | "other";
 
@@ -66,7 +67,7 @@ function inspectOpenSsh(body: string): SshPrivateKey {
     const magic = Buffer.from("openssh-key-v1\0", "latin1");
     if (bytes.length < magic.length || !magic.every((b, i) => bytes[i] === b))
       return { state: "not-a-key", reason: "not an openssh-key-v1 key" };
-    const r = new WireReader(bytes.subarray(magic.length));
+    const r = new SshWireReader(bytes.subarray(magic.length));
     const cipher = r.string();
     const kdf = r.string();
     const kdfOptions = r.string();
@@ -81,7 +82,7 @@ function inspectOpenSsh(body: string): SshPrivateKey {
       count < 1
     )
       return { state: "not-a-key", reason: "truncated OpenSSH private key" };
-    const type = new WireReader(blob).string();
+    const type = new SshWireReader(blob).string();
     return {
       state: "key",
       keyType: keyTypeOf(type === null ? "" : Buffer.from(type).toString("latin1")),
@@ -155,35 +156,11 @@ export function ed25519KeyOfBlob(publicKey: string): Uint8Array | null {
   } catch {
     return null;
   }
-  const r = new WireReader(blob);
+  const r = new SshWireReader(blob);
   const type = r.string();
   const key = r.string();
   if (type === null || Buffer.from(type).toString("latin1") !== "ssh-ed25519") return null;
   return key !== null && key.length === 32 ? Uint8Array.from(key) : null;
-}
-
-class WireReader {
-  private offset = 0;
-  private readonly bytes: Uint8Array;
-
-  constructor(bytes: Uint8Array) {
-    this.bytes = bytes;
-  }
-
-  u32(): number | null {
-    if (this.offset + 4 > this.bytes.length) return null;
-    const v = Buffer.from(this.bytes.subarray(this.offset, this.offset + 4)).readUInt32BE(0);
-    this.offset += 4;
-    return v;
-  }
-
-  string(): Uint8Array | null {
-    const n = this.u32();
-    if (n === null || this.offset + n > this.bytes.length) return null;
-    const out = this.bytes.subarray(this.offset, this.offset + n);
-    this.offset += n;
-    return out;
-  }
 }
 
 function str(v: string | Uint8Array): Buffer {
