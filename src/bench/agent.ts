@@ -18,10 +18,10 @@ const CLOCK_TICKS = 100;
 const SETTLE_MS = 2_000;
 /**
  * A longer idle, read once more: V8's memory reducer (a timer V8 starts after a full GC, acting once the
- * allocation rate has been low over several of its 8 s ticks) gives back the young generation the first
- * check grew; no flag or forced GC is involved.
+ * allocation rate has been low over several of its 8 s ticks: 20–30 s after the scrapes when measured)
+ * gives back the young generation the first check grew; no flag or forced GC is involved.
  */
-const LONG_IDLE_MS = 30_000;
+const LONG_IDLE_MS = 60_000;
 
 /**
  * How users start the agent: the `sops-agent` bin, whose shebang carries the node flags, run by the kernel
