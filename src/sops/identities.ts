@@ -253,29 +253,14 @@ function convertedSshSource(fs: RootFs, keyPath: string): KeySource {
   const text = read(fs, keyPath);
   if (typeof text !== "string") {
     if (text.error === "ENOENT") return { ...base, status: { state: "absent" }, identities: [] };
-    if (text.error === "EISDIR" || text.error === "EINVAL")
-      return {
-        ...base,
-        status: { state: "invalid", line: null, reason: "is not a regular file" },
-        identities: [],
-      };
-    // The .pub is world-readable where the private key is not: an unprivileged agent still gets an answer,
-    // assuming the key is an unencrypted ed25519 key as the .pub says.
-    const pub = fromPub(fs, keyPath);
-    const ed = pub?.keyType === "ssh-ed25519" ? ed25519KeyOfBlob(pub.publicKey) : null;
-    if (ed !== null) return { ...base, status: { state: "usable" }, identities: [x25519(ed, keyPath)] };
-    return {
-      ...base,
-      status: { state: "unreadable", errno: text.error },
-      identities: [
-        {
-          kind: "unknown",
-          could: "age",
-          source: keyPath,
-          why: `may not be read by the agent (${text.error})`,
-        },
-      ],
-    };
+    if (text.error !== "EISDIR" && text.error !== "EINVAL") {
+      // The .pub is world-readable where the private key is not: an unprivileged agent still gets an
+      // answer, assuming the key is an unencrypted ed25519 key as the .pub says.
+      const pub = fromPub(fs, keyPath);
+      const ed = pub?.keyType === "ssh-ed25519" ? ed25519KeyOfBlob(pub.publicKey) : null;
+      if (ed !== null) return { ...base, status: { state: "usable" }, identities: [x25519(ed, keyPath)] };
+    }
+    return unreadSource(base, text.error, "age");
   }
   const key = inspectSshPrivateKey(text);
   const invalid = (reason: string): KeySource => ({
@@ -357,24 +342,7 @@ function ageKeyFileSource(fs: RootFs, key: DeclaredKey, converted: readonly KeyS
   const text = read(fs, key.path);
   if (typeof text !== "string") {
     if (text.error === "ENOENT") return { ...base, status: { state: "absent" }, identities: [] };
-    if (text.error === "EISDIR" || text.error === "EINVAL")
-      return {
-        ...base,
-        status: { state: "invalid", line: null, reason: "is not a regular file" },
-        identities: [],
-      };
-    return {
-      ...base,
-      status: { state: "unreadable", errno: text.error },
-      identities: [
-        {
-          kind: "unknown",
-          could: "age",
-          source: key.path,
-          why: `may not be read by the agent (${text.error})`,
-        },
-      ],
-    };
+    return unreadSource(base, text.error, "age");
   }
   // Appended after sops-nix's own first line, the armour is just a line sops cannot parse.
   return parsedSource(base, parsedIdentityFile(text), {
