@@ -21,6 +21,8 @@ export function checkLinks(observed: ObservedScope): Problem[] {
     const expected = path.posix.join(scope.symlinkPath, relativeInGeneration(d));
     const at = (code: Parameters<typeof problem>[0], message: string) =>
       problem(code, "critical", scope.scope, d.name, d.path, message);
+    const unreadable = (message: string) =>
+      problem("unreadable", "warning", scope.scope, d.name, d.path, message);
     const f = file.link.facts;
     if (f.state === "absent") {
       problems.push(
@@ -32,16 +34,7 @@ export function checkLinks(observed: ObservedScope): Problem[] {
       continue;
     }
     if (f.state === "inaccessible") {
-      problems.push(
-        problem(
-          "unreadable",
-          "warning",
-          scope.scope,
-          d.name,
-          d.path,
-          `The agent may not look at ${d.path} (${f.errno}).`,
-        ),
-      );
+      problems.push(unreadable(`The agent may not look at ${d.path} (${f.errno}).`));
       continue;
     }
     const target =
@@ -57,12 +50,7 @@ export function checkLinks(observed: ObservedScope): Problem[] {
     }
     if (file.link.resolution.state === "inaccessible") {
       problems.push(
-        problem(
-          "unreadable",
-          "warning",
-          scope.scope,
-          d.name,
-          d.path,
+        unreadable(
           `The agent may not follow ${d.path} to its end (${file.link.resolution.errno} at ${file.link.resolution.path}): whether it resolves is unknown.`,
         ),
       );

@@ -422,6 +422,17 @@ function encBlob(type: string): string {
 }
 
 /** A YAML sops document whose keys are the given `/`-separated paths. */
+/** One `- recipient:` entry of a sops file's age list, at `indent`, its wrapped data key random. */
+export function ageStanza(recipient: string, indent: string): string[] {
+  return [
+    `${indent}- recipient: ${recipient}`,
+    `${indent}  enc: |`,
+    `${indent}    -----BEGIN AGE ENCRYPTED FILE-----`,
+    `${indent}    ${randomBytes(48).toString("base64")}`,
+    `${indent}    -----END AGE ENCRYPTED FILE-----`,
+  ];
+}
+
 export function sopsYaml(keys: readonly string[], recipients: readonly string[]): string {
   const tree: Record<string, unknown> = {};
   for (const key of keys) {
@@ -447,15 +458,7 @@ export function sopsYaml(keys: readonly string[], recipients: readonly string[])
   };
   emit(tree, "");
   lines.push("sops:", "    age:");
-  for (const r of recipients) {
-    lines.push(
-      `        - recipient: ${r}`,
-      "          enc: |",
-      "            -----BEGIN AGE ENCRYPTED FILE-----",
-      `            ${randomBytes(48).toString("base64")}`,
-      "            -----END AGE ENCRYPTED FILE-----",
-    );
-  }
+  for (const r of recipients) lines.push(...ageStanza(r, "        "));
   lines.push(
     '    lastmodified: "2026-11-01T10:00:00Z"',
     `    mac: ${encBlob("str")}`,

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { bech32 } from "@scure/base";
 import type { TestContext } from "vitest";
+import { ageStanza } from "../../src/example/layout.js";
 import { ed25519PublicToAge } from "../../src/sops/age.js";
 import { tempRoot } from "./host.js";
 import { requireTool } from "./tools.js";
@@ -102,15 +103,7 @@ export function shamirSopsYaml(
   lines.push("sops:", "    key_groups:");
   for (const group of groups) {
     lines.push("        - age:");
-    for (const r of group) {
-      lines.push(
-        `            - recipient: ${r}`,
-        "              enc: |",
-        "                -----BEGIN AGE ENCRYPTED FILE-----",
-        `                ${randomBytes(48).toString("base64")}`,
-        "                -----END AGE ENCRYPTED FILE-----",
-      );
-    }
+    for (const r of group) lines.push(...ageStanza(r, "            "));
   }
   lines.push(
     `    shamir_threshold: ${threshold}`,
